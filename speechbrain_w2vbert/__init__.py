@@ -1,0 +1,18 @@
+"""speechbrain-w2vbert: fine-tune w2v-BERT 2.0 with CTC in SpeechBrain.
+
+The package keeps its import light: the modules are imported on use.
+
+- :mod:`speechbrain_w2vbert.features`: ``SeamlessFbank``, the batched torch
+  twin of ``transformers.SeamlessM4TFeatureExtractor``.
+- :mod:`speechbrain_w2vbert.lobe`: ``W2VBert``, the SpeechBrain lobe around
+  ``transformers.Wav2Vec2BertModel``.
+- :mod:`speechbrain_w2vbert.text`: ``normalize_nepali``.
+- :mod:`speechbrain_w2vbert.tokenizer`: the CTC character tokenizer.
+"""
+
+import os
+
+__version__ = "0.1.0"
+
+#: Folder of the tiny random-initialisation config used by tests and the demo.
+TINY_CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs", "w2vbert_tiny")

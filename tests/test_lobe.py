@@ -1,0 +1,190 @@
+"""W2VBert against transformers' Wav2Vec2BertModel fed by SeamlessM4TFeatureExtractor."""
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+from speechbrain.nnet.containers import LengthsCapableSequential
+from transformers import Wav2Vec2BertModel
+
+from speechbrain_w2vbert import TINY_CONFIG_DIR
+from speechbrain_w2vbert.lobe import W2VBert
+from tests.conftest import pad_batch
+
+
+@pytest.fixture(scope="module")
+def mixed_batch(nepali_speech):
+    rng = np.random.default_rng(0)
+    wavs = [nepali_speech[0], rng.normal(0, 0.1, 12345).astype(np.float32), nepali_speech[1][:40001]]
+    return wavs, *pad_batch(wavs)
+
+
+def build(**kwargs):
+    torch.manual_seed(0)
+    return W2VBert(TINY_CONFIG_DIR, pretrained=False, **kwargs)
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_matches_hf_model_on_valid_frames(reference_extractor, mixed_batch, attn):
+    wavs, batch, lens = mixed_batch
+    encoder = build(attn_implementation=attn).eval()
+    inputs = reference_extractor(wavs, sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        hidden = encoder(batch, lens)
+        expected = encoder.model(**inputs).last_hidden_state
+    for i in range(len(wavs)):
+        n = int(inputs["attention_mask"][i].sum())
+        diff = (hidden[i, :n] - expected[i, :n]).abs().max()
+        assert diff <= 1e-4, f"utterance {i}: {diff}"
+
+
+def test_alone_equals_padded_in_batch(mixed_batch):
+    wavs, batch, lens = mixed_batch
+    encoder = build().eval()
+    with torch.no_grad():
+        hidden, out_lens = encoder(batch, lens, return_lengths=True)
+        for i, wav in enumerate(wavs):
+            alone = encoder(torch.from_numpy(wav)[None])
+            n = int(torch.round(out_lens[i] * hidden.shape[1]))
+            assert n == alone.shape[1]
+            torch.testing.assert_close(hidden[i, :n], alone[0], rtol=0, atol=1e-4)
+
+
+def test_lengths_reach_the_model_in_lengths_capable_sequential(mixed_batch):
+    _, batch, lens = mixed_batch
+    encoder = build().eval()
+    head = torch.nn.Linear(144, 7)
+    wrapped = LengthsCapableSequential(encoder, head)
+    with torch.no_grad():
+        got = wrapped(batch, lengths=lens)
+        expected = head(encoder(batch, lens))
+        unmasked = head(encoder(batch))
+    torch.testing.assert_close(got, expected)
+    assert (got - unmasked).abs().max() > 1e-3  # the mask matters, so the test can fail
+
+
+def trainable(module):
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def test_freezing_options_freeze_exactly_what_they_say():
+    full = build()
+    total = trainable(full.model)
+    assert total == sum(p.numel() for p in full.model.parameters())
+
+    frozen = build(freeze=True)
+    assert trainable(frozen) == 0
+    frozen.train()
+    assert not frozen.model.training
+    assert not frozen(torch.randn(1, 8000)).requires_grad
+
+    projection = build(freeze_feature_projection=True)
+    assert trainable(projection) == total - sum(p.numel() for p in projection.model.feature_projection.parameters())
+
+    two = build(frozen_layers=2)
+    layers = two.model.encoder.layers
+    assert trainable(two) == total - sum(p.numel() for layer in layers[:2] for p in layer.parameters())
+    assert all(p.requires_grad for layer in layers[2:] for p in layer.parameters())
+    two(torch.randn(1, 8000) * 0.1).sum().backward()
+    assert all(p.grad is None for p in layers[0].parameters())
+    assert all(p.grad is not None for p in layers[3].parameters())
+
+    with pytest.raises(ValueError, match="frozen_layers"):
+        build(frozen_layers=5)
+
+
+def test_config_overrides_reach_the_model():
+    encoder = build(
+        layerdrop=0.25,
+        mask_time_prob=0.3,
+        mask_time_length=3,
+        mask_feature_prob=0.1,
+        hidden_dropout=0.15,
+        attention_dropout=0.05,
+        attn_implementation="eager",
+    )
+    config = encoder.model.config
+    assert (config.layerdrop, config.mask_time_prob, config.mask_time_length) == (0.25, 0.3, 3)
+    assert config.mask_feature_prob == 0.1
+    assert encoder.model.encoder.dropout.p == 0.15
+    assert encoder.model.encoder.layers[0].self_attn.dropout.p == 0.05
+    assert config._attn_implementation == "eager"
+
+
+def test_spec_augment_in_training_only_and_never_on_padding(mixed_batch):
+    _, batch, lens = mixed_batch
+    encoder = build(mask_time_prob=0.5, mask_time_length=2, output_layer=1)
+    embed = encoder.model.masked_spec_embed
+    seen = {}
+
+    def capture(module, args, output):
+        seen["hidden"] = output[0].detach()
+
+    encoder.model.feature_projection.register_forward_hook(capture)
+    hook = encoder.model.encoder.register_forward_pre_hook(lambda m, args, kw: seen.update(masked=args[0].detach()), with_kwargs=True)
+    encoder.train()
+    encoder(batch, lens)
+    masked_frames = (seen["masked"] == embed.detach()).all(-1)  # [B, T']
+    valid = torch.arange(masked_frames.shape[1])[None] < torch.round(lens * masked_frames.shape[1])[:, None]
+    assert masked_frames.any()
+    assert not (masked_frames & ~valid).any()
+    encoder.eval()
+    encoder(batch, lens)
+    assert not (seen["masked"] == embed.detach()).all(-1).any()
+    hook.remove()
+
+
+def test_adapter_halves_lengths(mixed_batch):
+    wavs, batch, lens = mixed_batch
+    encoder = build(add_adapter=True, num_adapter_layers=1).eval()
+    with torch.no_grad():
+        hidden, out_lens = encoder(batch, lens, return_lengths=True)
+        frames = encoder.frontend(batch, lens)[0].shape[1]
+        assert hidden.shape[1] == (frames - 1) // 2 + 1
+        for i, wav in enumerate(wavs):
+            alone = encoder(torch.from_numpy(wav)[None])
+            assert int(torch.round(out_lens[i] * hidden.shape[1])) == alone.shape[1]
+
+
+def test_output_options(mixed_batch):
+    _, batch, lens = mixed_batch
+    everything = build(output_all_hiddens=True).eval()
+    with torch.no_grad():
+        stacked = everything(batch, lens)
+        assert stacked.shape[:2] == (5, 3)
+        truncated = build(output_layer=2).eval()
+        truncated.load_state_dict(everything.state_dict(), strict=False)
+        assert len(truncated.model.encoder.layers) == 2
+        torch.testing.assert_close(truncated(batch, lens), stacked[2])
+        normed = build(output_norm=True).eval()(batch, lens)
+    torch.testing.assert_close(normed.mean(-1), torch.zeros(normed.shape[:2]), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="output_layer"):
+        build(output_layer=9)
+
+
+def test_pretrained_local_folder_never_touches_the_network(tmp_path, monkeypatch, mixed_batch):
+    _, batch, lens = mixed_batch
+    source = build().eval()
+    source.model.save_pretrained(tmp_path)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    loaded = W2VBert(str(tmp_path), save_path=str(tmp_path / "cache")).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(batch, lens), source(batch, lens))
+    assert isinstance(loaded.model, Wav2Vec2BertModel)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    wav = torch.randn(2, 12000) * 0.1
+    grads = []
+    for checkpointing in (False, True):
+        encoder = build(gradient_checkpointing=checkpointing, mask_time_prob=0.0).train()
+        encoder(wav).square().mean().backward()
+        grads.append(encoder.model.encoder.layers[0].ffn1.intermediate_dense.weight.grad)
+    assert getattr(encoder.model, "is_activation_checkpointing", None) or encoder.model.is_gradient_checkpointing
+    torch.testing.assert_close(grads[0], grads[1])

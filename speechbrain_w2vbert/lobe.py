@@ -18,9 +18,11 @@ import torch
 import torch.nn.functional as F
 from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
 
+from speechbrain_w2vbert.attention import use_bucketed_attention
+from speechbrain_w2vbert.depthwise import use_conv2d_depthwise
 from speechbrain_w2vbert.features import SeamlessFbank
 
-__all__ = ["W2VBert"]
+__all__ = ["W2VBert", "build_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,57 @@ CONFIG_FIELDS = (
     "add_adapter",
     "num_adapter_layers",
 )
+
+
+#: ``attn_implementation`` value for transformers' SDPA kernel fed by our
+#: bucketed relative-key bias (:mod:`speechbrain_w2vbert.attention`).
+BUCKETED = "sdpa_bucketed"
+
+
+def build_model(
+    config: Wav2Vec2BertConfig, attn_implementation: str = BUCKETED, source: Optional[str] = None, **load_kwargs
+) -> Wav2Vec2BertModel:
+    """Builds a ``Wav2Vec2BertModel``, randomly initialised or pretrained.
+
+    Its depthwise convolutions run as 2-D ones on the CPU
+    (:mod:`speechbrain_w2vbert.depthwise`); parameters are unchanged.
+
+    Arguments
+    ---------
+    config : Wav2Vec2BertConfig
+        The model's configuration.
+    attn_implementation : str
+        ``"sdpa_bucketed"`` (default: SDPA with the relative-key bias built
+        from (B, H, L, 73) scores, see :mod:`speechbrain_w2vbert.attention`),
+        or one of transformers' own: ``"sdpa"``, ``"eager"``, ``"flex_attention"``.
+    source : str, optional
+        Load the weights from this hub id or folder; None initialises randomly.
+    **load_kwargs
+        Passed to ``Wav2Vec2BertModel.from_pretrained`` (``cache_dir``,
+        ``local_files_only``, ``revision``).
+
+    Returns
+    -------
+    Wav2Vec2BertModel
+
+    Example
+    -------
+    >>> from speechbrain_w2vbert import TINY_CONFIG_DIR
+    >>> model = build_model(Wav2Vec2BertConfig.from_pretrained(TINY_CONFIG_DIR))
+    >>> type(model.encoder.layers[0].self_attn).__name__
+    'BucketedRelativeKeySelfAttention'
+    """
+    hf_implementation = "sdpa" if attn_implementation == BUCKETED else attn_implementation
+    if source is None:
+        model = Wav2Vec2BertModel._from_config(config, attn_implementation=hf_implementation)
+    else:
+        model = Wav2Vec2BertModel.from_pretrained(
+            source, config=config, attn_implementation=hf_implementation, **load_kwargs
+        )
+    if attn_implementation == BUCKETED:
+        use_bucketed_attention(model)
+    use_conv2d_depthwise(model)  # same convolution, 65x faster backward on the CPU
+    return model
 
 
 class W2VBert(torch.nn.Module):
@@ -88,8 +141,10 @@ class W2VBert(torch.nn.Module):
     num_adapter_layers : int, optional
         Number of adapter layers (>= 1) when ``add_adapter``.
     attn_implementation : str
-        Attention kernel passed to transformers: ``"sdpa"`` (default),
-        ``"eager"`` or ``"flex_attention"``.
+        ``"sdpa_bucketed"`` (default): transformers' attention with the
+        relative-key bias computed without the (L, L, head_size) tensor (same
+        results, see :mod:`speechbrain_w2vbert.attention`); or transformers'
+        own ``"sdpa"``, ``"eager"``, ``"flex_attention"``.
     gradient_checkpointing : bool
         Recompute each Conformer layer in the backward pass to save memory
         (non-reentrant, so it works under DDP) (default False).
@@ -139,7 +194,7 @@ class W2VBert(torch.nn.Module):
         conformer_conv_dropout: Optional[float] = None,
         add_adapter: Optional[bool] = None,
         num_adapter_layers: Optional[int] = None,
-        attn_implementation: str = "sdpa",
+        attn_implementation: str = BUCKETED,
         gradient_checkpointing: bool = False,
         output_all_hiddens: bool = False,
         output_layer: Optional[int] = None,
@@ -157,11 +212,9 @@ class W2VBert(torch.nn.Module):
         config = Wav2Vec2BertConfig.from_pretrained(source, **load_kwargs)
         self._apply_overrides(config, overrides, source)
         if pretrained:
-            self.model = Wav2Vec2BertModel.from_pretrained(
-                source, config=config, attn_implementation=attn_implementation, **load_kwargs
-            )
+            self.model = build_model(config, attn_implementation, source, **load_kwargs)
         else:
-            self.model = Wav2Vec2BertModel._from_config(config, attn_implementation=attn_implementation)
+            self.model = build_model(config, attn_implementation)
 
         self.frontend = SeamlessFbank()
         feature_dim = self.frontend.n_mels * self.frontend.stride

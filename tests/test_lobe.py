@@ -25,14 +25,17 @@ def build(**kwargs):
     return W2VBert(TINY_CONFIG_DIR, pretrained=False, **kwargs)
 
 
-@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+@pytest.mark.parametrize("attn", ["eager", "sdpa", "sdpa_bucketed"])
 def test_matches_hf_model_on_valid_frames(reference_extractor, mixed_batch, attn):
     wavs, batch, lens = mixed_batch
     encoder = build(attn_implementation=attn).eval()
+    # The reference is transformers' own model, unmodified, with the same weights.
+    reference = Wav2Vec2BertModel._from_config(encoder.model.config, attn_implementation="eager").eval()
+    reference.load_state_dict(encoder.model.state_dict())
     inputs = reference_extractor(wavs, sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():
         hidden = encoder(batch, lens)
-        expected = encoder.model(**inputs).last_hidden_state
+        expected = reference(**inputs).last_hidden_state
     for i in range(len(wavs)):
         n = int(inputs["attention_mask"][i].sum())
         diff = (hidden[i, :n] - expected[i, :n]).abs().max()

@@ -1,0 +1,79 @@
+"""Bucketed relative-key attention against transformers' eager attention."""
+
+import pytest
+import torch
+from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
+
+from speechbrain_w2vbert import TINY_CONFIG_DIR
+from speechbrain_w2vbert.attention import BucketedRelativeKeySelfAttention
+from speechbrain_w2vbert.lobe import W2VBert, build_model
+
+
+def forward_backward(model, features, mask):
+    """Last hidden state and parameter gradients of a masked square loss."""
+    model.zero_grad(set_to_none=True)
+    hidden = model(features, attention_mask=mask).last_hidden_state
+    (hidden * mask[..., None]).square().sum().backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return hidden.detach(), grads
+
+
+@pytest.mark.parametrize("frames", [40, 150])  # shorter and longer than the 64-frame clamp
+def test_equals_hf_eager_forward_and_gradients(frames):
+    config = Wav2Vec2BertConfig.from_pretrained(TINY_CONFIG_DIR)
+    config.mask_time_prob = 0.0
+    torch.manual_seed(0)
+    reference = Wav2Vec2BertModel._from_config(config, attn_implementation="eager").train()  # unmodified
+    ours = build_model(config, "sdpa_bucketed").train()
+    ours.load_state_dict(reference.state_dict())
+    assert all(isinstance(layer.self_attn, BucketedRelativeKeySelfAttention) for layer in ours.encoder.layers)
+
+    features = torch.randn(3, frames, 160)
+    mask = torch.ones(3, frames, dtype=torch.long)
+    mask[1, frames * 2 // 3 :] = 0
+    mask[2, frames // 4 :] = 0
+    expected, expected_grads = forward_backward(reference, features, mask)
+    got, grads = forward_backward(ours, features, mask)
+
+    valid = mask.bool()
+    scale = expected[valid].abs().max()
+    assert (got - expected)[valid].abs().max() <= 1e-5 * scale
+    assert expected_grads.keys() == grads.keys()
+    for name, grad in expected_grads.items():
+        # linear_k.bias has an exactly-zero true gradient (softmax ignores a
+        # per-query constant): both sides hold ~1e-13 of rounding there.
+        assert (grads[name] - grad).abs().max() <= 1e-5 * grad.abs().max() + 1e-9, name
+
+
+def test_checkpoints_are_interchangeable(tmp_path):
+    torch.manual_seed(0)
+    ours = W2VBert(TINY_CONFIG_DIR, pretrained=False)
+    hf = W2VBert(TINY_CONFIG_DIR, pretrained=False, attn_implementation="sdpa")
+    assert ours.state_dict().keys() == hf.state_dict().keys()
+    ours.model.save_pretrained(tmp_path)
+    reloaded = W2VBert(str(tmp_path), attn_implementation="eager").eval()
+    wavs = torch.randn(2, 20000) * 0.1
+    lens = torch.tensor([1.0, 0.7])
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(wavs, lens), reloaded(wavs, lens), rtol=1e-5, atol=1e-5)
+
+
+def test_conv2d_depthwise_equals_conv1d():
+    from speechbrain_w2vbert.depthwise import DepthwiseConv1d, use_conv2d_depthwise
+
+    torch.manual_seed(0)
+    reference = torch.nn.Conv1d(16, 16, 7, groups=16, bias=True, padding=2)
+    converted = torch.nn.Conv1d(16, 16, 7, groups=16, bias=True, padding=2)
+    converted.load_state_dict(reference.state_dict())
+    pointwise = torch.nn.Conv1d(16, 16, 1)
+    assert use_conv2d_depthwise(torch.nn.Sequential(converted, pointwise)) == 1
+    assert type(converted) is DepthwiseConv1d and type(pointwise) is torch.nn.Conv1d
+    x = torch.randn(3, 16, 50, requires_grad=True)
+    outputs = []
+    for conv in (reference, converted):
+        x.grad = None
+        y = conv(x)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        outputs.append((y.detach(), x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()))
+    for expected, got in zip(*outputs):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)

@@ -20,7 +20,7 @@ test: install
 
 # The main job (see README.md).
 demo: install
-	$(PY) -m speechbrain_w2vbert.demo
+	$(PY) recipes/OpenSLR54/demo.py
 
 bench: install
 	$(PY) bench/frontend.py

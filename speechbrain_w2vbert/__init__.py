@@ -6,8 +6,17 @@ The package keeps its import light: the modules are imported on use.
   twin of ``transformers.SeamlessM4TFeatureExtractor``.
 - :mod:`speechbrain_w2vbert.lobe`: ``W2VBert``, the SpeechBrain lobe around
   ``transformers.Wav2Vec2BertModel``.
+- :mod:`speechbrain_w2vbert.attention`: relative-key attention without the
+  (L, L, head_size) tensor; :mod:`speechbrain_w2vbert.depthwise`: fast
+  depthwise convolutions on the CPU.
 - :mod:`speechbrain_w2vbert.text`: ``normalize_nepali``.
-- :mod:`speechbrain_w2vbert.tokenizer`: the CTC character tokenizer.
+- :mod:`speechbrain_w2vbert.tokenizer`: the CTC character tokenizer (and
+  SentencePiece).
+- :mod:`speechbrain_w2vbert.ctc`: fp32 CTC loss, greedy decoding, ``W2VBertCTC``.
+- :mod:`speechbrain_w2vbert.training`, :mod:`speechbrain_w2vbert.schedulers`:
+  recipe helpers (exact resumption, counters, learning-rate schedules).
+- :mod:`speechbrain_w2vbert.export`: ``EncoderASR`` and Hugging Face folders.
+- :mod:`speechbrain_w2vbert.plot`: training curves.
 """
 
 import os

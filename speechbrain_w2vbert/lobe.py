@@ -160,6 +160,10 @@ class W2VBert(torch.nn.Module):
         Apply a parameter-free layer norm to the output (default False).
     revision : str, optional
         Hub revision (branch, tag or commit) of ``source``.
+    config : dict or Wav2Vec2BertConfig, optional
+        The architecture itself, instead of a ``source`` (``pretrained``
+        must then be False): lets an inference ``hyperparams.yaml`` carry
+        the config inline and load the weights from a checkpoint.
 
     Example
     -------
@@ -176,7 +180,7 @@ class W2VBert(torch.nn.Module):
 
     def __init__(
         self,
-        source: str,
+        source: Optional[str] = None,
         save_path: Optional[str] = None,
         pretrained: bool = True,
         freeze: bool = False,
@@ -200,6 +204,7 @@ class W2VBert(torch.nn.Module):
         output_layer: Optional[int] = None,
         output_norm: bool = False,
         revision: Optional[str] = None,
+        config: Optional[Union[dict, Wav2Vec2BertConfig]] = None,
     ):
         super().__init__()
         arguments = locals()
@@ -207,9 +212,17 @@ class W2VBert(torch.nn.Module):
         if output_layer is not None:
             overrides["num_hidden_layers"] = output_layer
 
-        local = os.path.isdir(source)
-        load_kwargs = {"local_files_only": True} if local else {"cache_dir": save_path, "revision": revision}
-        config = Wav2Vec2BertConfig.from_pretrained(source, **load_kwargs)
+        if config is not None:
+            if pretrained:
+                raise ValueError("W2VBert: a config alone has no weights; set pretrained=False (or give a source)")
+            config = Wav2Vec2BertConfig.from_dict(config) if isinstance(config, dict) else config.__class__.from_dict(config.to_dict())
+            source = source or "the given config"
+        elif source is None:
+            raise ValueError("W2VBert needs a source (hub id or folder) or a config")
+        else:
+            local = os.path.isdir(source)
+            load_kwargs = {"local_files_only": True} if local else {"cache_dir": save_path, "revision": revision}
+            config = Wav2Vec2BertConfig.from_pretrained(source, **load_kwargs)
         self._apply_overrides(config, overrides, source)
         if pretrained:
             self.model = build_model(config, attn_implementation, source, **load_kwargs)

@@ -1,0 +1,379 @@
+#!/usr/bin/env python3
+"""Recipe: fine-tune w2v-BERT 2.0 with a CTC head on OpenSLR 54 (Nepali).
+
+Waveforms are turned into SeamlessM4T filterbanks on the training device,
+encoded by w2v-BERT 2.0, passed through dropout and one linear layer (the
+layout of ``transformers.Wav2Vec2BertForCTC``) and trained with CTC over
+characters. Dev WER/CER are computed every epoch with greedy decoding; the
+test set is decoded with the best checkpoint, and the experiment ends with
+an ``EncoderASR`` inference folder and a plot of the training curves.
+
+To run it::
+
+    python recipes/OpenSLR54/train.py hparams/w2vbert_ctc.yaml --data_folder=/path/to/openslr54
+    torchrun --nproc_per_node=4 recipes/OpenSLR54/train.py hparams/w2vbert_ctc.yaml --data_folder=...
+    python recipes/OpenSLR54/train.py hparams/w2vbert_ctc_tiny.yaml \\
+        --data_folder=recipes/OpenSLR54/sample_data --extract_folder=results/sample_corpus  # CPU
+
+Resuming: run the same command again; training continues from the latest
+checkpoint, mid-epoch included, with the same data order, step count and
+learning rate as an uninterrupted run.
+
+Authors: speechbrain-w2vbert contributors
+"""
+
+import contextlib
+import logging
+import os
+import sys
+
+import speechbrain as sb
+import torch
+import torch.nn.functional as F
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.dataio.sampler import DynamicBatchSampler
+from speechbrain.utils.distributed import if_main_process, run_on_main
+
+from speechbrain_w2vbert.ctc import ctc_log_probs, ctc_loss, greedy_decode, mask_padding_to_blank
+from speechbrain_w2vbert.text import normalize_nepali
+from speechbrain_w2vbert.tokenizer import build_tokenizer
+from speechbrain_w2vbert.training import AudioReader, grads_are_finite, seed_step
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from openslr54_prepare import prepare_openslr54  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+class ASR(sb.Brain):
+    """w2v-BERT 2.0 + CTC ``Brain``.
+
+    Beyond ``sb.Brain`` it has two optimisers (encoder and head) with their
+    own learning-rate schedules, an optional head-only warm-up (the encoder
+    is neither run with gradients nor stepped for ``freeze_encoder_steps``
+    updates), per-step RNG seeding for exact resumption, skipping of updates
+    with non-finite gradients, and dev evaluation every
+    ``valid_interval_steps`` updates.
+
+    Arguments
+    ---------
+    tokenizer : CharTokenizer or SentencePieceCTCTokenizer
+        Decodes label ids for WER/CER.
+    *args, **kwargs
+        As for ``sb.Brain``.
+    """
+
+    def __init__(self, *args, tokenizer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tokenizer = tokenizer
+        self.epoch = 0
+        self.updates_per_epoch = None
+        self.valid_loader = None
+        self.train_stats = None
+        self.mid_epoch_batch = None  # batch index while dev runs inside an epoch
+
+    # ------------------------------------------------------------ forward
+    @property
+    def encoder_frozen(self):
+        """True during the head-only warm-up."""
+        return self.optimizer_step < self.hparams.freeze_encoder_steps
+
+    def compute_forward(self, batch, stage):
+        """Waveforms -> fp32 CTC log-probabilities [B, T, V] and their
+        relative lengths."""
+        batch = batch.to(self.device)
+        wavs, wav_lens = batch.sig
+        frozen = stage == sb.Stage.TRAIN and self.encoder_frozen
+        with torch.no_grad() if frozen else contextlib.nullcontext():
+            hidden, out_lens = self.modules.encoder(wavs, wav_lens, return_lengths=True)
+        hidden = F.dropout(hidden, self.hparams.final_dropout, training=stage == sb.Stage.TRAIN)
+        return ctc_log_probs(self.modules.ctc_head(hidden)), out_lens
+
+    def compute_objectives(self, predictions, batch, stage):
+        """CTC loss; infeasible and unreadable utterances are left out and
+        counted; dev/test hypotheses are scored."""
+        log_probs, out_lens = predictions
+        tokens, token_lens = batch.tokens
+        readable = torch.as_tensor(batch.readable, device=log_probs.device).bool()
+        loss, infeasible = ctc_loss(log_probs, out_lens, tokens, token_lens, weights=readable)
+        infeasible &= readable
+        if stage == sb.Stage.TRAIN:
+            self._count("unreadable", [i for i, ok in zip(batch.id, readable.tolist()) if not ok])
+            self._count("ctc_infeasible", [i for i, bad in zip(batch.id, infeasible.tolist()) if bad])
+        else:
+            hyps = [
+                normalize_nepali(self.tokenizer.decode_ids(ids))
+                for ids in greedy_decode(mask_padding_to_blank(log_probs, out_lens))
+            ]
+            refs = [normalize_nepali(text) for text in batch.wrd]
+            hyp_words, ref_words = [h.split() for h in hyps], [r.split() for r in refs]
+            self.wer_metric.append(batch.id, hyp_words, ref_words)
+            self.cer_metric.append(batch.id, hyp_words, ref_words)
+        return loss
+
+    def _count(self, name, ids):
+        if ids:
+            self.hparams.counters.add(name, len(ids))
+            logger.warning("%s: %s left out of the loss (%d so far)", name, ", ".join(ids), self.hparams.counters[name])
+
+    # ------------------------------------------------------ optimisation
+    def init_optimizers(self):
+        """One AdamW for the encoder, one for the head, both checkpointed."""
+        self.optimizers_dict = {}
+        for name, opt_class, module in (
+            ("encoder", self.hparams.encoder_opt_class, self.modules.encoder),
+            ("head", self.hparams.head_opt_class, self.modules.ctc_head),
+        ):
+            params = [p for p in module.parameters() if p.requires_grad]
+            if params:  # a fully frozen encoder has no optimiser
+                self.optimizers_dict[name] = opt_class(params)
+                if self.checkpointer is not None:
+                    self.checkpointer.add_recoverable(f"{name}_optimizer", self.optimizers_dict[name])
+
+    def freeze_optimizers(self, optimizers):
+        """Leaves the encoder's optimiser out during the head-only warm-up."""
+        if self.encoder_frozen:
+            return {k: v for k, v in optimizers.items() if k != "encoder"}
+        return optimizers
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Seeds the RNGs for this step and sets the learning rates of the
+        coming update (both functions of where training is)."""
+        seed_step(self.hparams.seed, self.epoch, self.step, sb.utils.distributed.get_rank() or 0)
+        if should_step:
+            total = self.updates_per_epoch * self.hparams.epoch_counter.limit
+            for name, opt in self.optimizers_dict.items():
+                getattr(self.hparams, f"lr_schedule_{name}")(opt, self.optimizer_step, total)
+
+    def optimizers_step(self):
+        """Skips (and counts) an update whose gradients are not finite.
+
+        With the fp16 ``GradScaler`` the scaler does this itself. Under DDP
+        the gradients are already all-reduced, so every rank skips together.
+        """
+        if not self.scaler.is_enabled() and not grads_are_finite(self.modules.parameters()):
+            self.hparams.counters.add("nonfinite_skipped")
+            logger.warning("non-finite gradients at update %d: update skipped", self.optimizer_step)
+            self.zero_grad(set_to_none=True)
+            return
+        super().optimizers_step()
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Evaluates dev every ``valid_interval_steps`` updates."""
+        interval = self.hparams.valid_interval_steps
+        if should_step and interval and self.optimizer_step % interval == 0 and self.valid_loader is not None:
+            self._mid_epoch_valid()
+
+    def _mid_epoch_valid(self):
+        """Runs dev inside an epoch and saves a checkpoint at this point of
+        the epoch (``_fit_valid`` resets ``self.step``, so it is kept)."""
+        step, avg_loss = self.step, self.avg_train_loss
+        self.step, self.mid_epoch_batch = 0, step
+        try:
+            self._fit_valid(self.valid_loader, self.epoch, not self.noprogressbar and if_main_process())
+        finally:
+            self.step, self.avg_train_loss, self.mid_epoch_batch = step, avg_loss, None
+            self.modules.train()
+        self._save_best(end_of_epoch=False)
+
+    def _should_save_intra_epoch_ckpt(self, last_ckpt_time, steps_since_ckpt):
+        """As ``sb.Brain``'s, but only between updates: accumulated
+        gradients are not checkpointed."""
+        decision = super()._should_save_intra_epoch_ckpt(last_ckpt_time, steps_since_ckpt)
+        return decision and self.step % self.grad_accumulation_factor == 0
+
+    def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
+        """As ``sb.Brain``'s; also makes ``fit`` call the dynamic batch
+        sampler's ``set_epoch`` (so each epoch's order depends only on the
+        seed and the epoch), and records the number of updates per epoch."""
+        loader = super().make_dataloader(dataset, stage, ckpt_prefix, **loader_kwargs)
+        if stage == sb.Stage.TRAIN:
+            if self.train_sampler is None and hasattr(loader.batch_sampler, "set_epoch"):
+                self.train_sampler = loader.batch_sampler
+            self.updates_per_epoch = max(1, len(loader) // self.grad_accumulation_factor)
+        elif stage == sb.Stage.VALID:
+            self.valid_loader = loader
+        return loader
+
+    # ------------------------------------------------------------ stages
+    def on_stage_start(self, stage, epoch=None):
+        """Fresh WER/CER trackers for dev and test."""
+        if stage == sb.Stage.TRAIN:
+            self.epoch = epoch
+        else:
+            self.wer_metric = self.hparams.error_rate_computer()
+            self.cer_metric = self.hparams.cer_computer()
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs the stage; on dev, checkpoints by WER; on test, writes the
+        alignments."""
+        stats = {"loss": stage_loss}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        stats["CER"] = self.cer_metric.summarize("error_rate")
+        stats["WER"] = self.wer_metric.summarize("error_rate")
+        self.last_stats = stats
+        if stage == sb.Stage.VALID:
+            meta = {"epoch": epoch, "updates": self.optimizer_step}
+            for name in self.optimizers_dict:
+                meta[f"lr_{name}"] = getattr(self.hparams, f"lr_schedule_{name}").current_lr or 0.0
+            meta.update(self.hparams.counters.as_dict())
+            if self.mid_epoch_batch is not None:
+                meta["mid-epoch batch"] = self.mid_epoch_batch
+                self.hparams.train_logger.log_stats(stats_meta=meta, valid_stats=stats)
+            else:
+                self.hparams.train_logger.log_stats(stats_meta=meta, train_stats=self.train_stats, valid_stats=stats)
+                self._save_best(end_of_epoch=True)
+        else:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats
+            )
+            if if_main_process():
+                with open(self.hparams.test_wer_file, "w", encoding="utf-8") as w:
+                    w.write("CER\n")
+                    self.cer_metric.write_stats(w)
+                    w.write("\nWER\n")
+                    self.wer_metric.write_stats(w)
+
+    def _save_best(self, end_of_epoch):
+        """Saves a checkpoint with the dev scores; keeps the best by WER and
+        the latest."""
+        meta = {"WER": self.last_stats["WER"], "CER": self.last_stats["CER"]}
+        self.checkpointer.save_and_keep_only(
+            meta=meta, min_keys=["WER"], num_to_keep=self.hparams.ckpt_keep, end_of_epoch=end_of_epoch
+        )
+
+
+def dataio_prepare(hparams, tokenizer):
+    """Datasets from the CSVs, the audio and label pipelines, and the batch
+    samplers (dynamic batching by total seconds).
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded hyperparameters.
+    tokenizer : CharTokenizer or SentencePieceCTCTokenizer
+        Encodes the transcripts.
+
+    Returns
+    -------
+    datasets : dict
+        ``DynamicItemDataset`` per split (train, dev, test).
+    samplers : dict
+        ``DynamicBatchSampler`` per split (shuffled for train, sorted by
+        length for dev and test).
+    """
+    datasets = {
+        split: sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=hparams[f"{split}_csv"])
+        for split in ("train", "dev", "test")
+    }
+    reader = AudioReader(hparams["sample_rate"])
+
+    @sb.utils.data_pipeline.takes("wav", "duration")
+    @sb.utils.data_pipeline.provides("sig", "readable")
+    def audio_pipeline(wav, duration):
+        sig, readable = reader(wav, duration)
+        yield sig
+        yield readable
+
+    @sb.utils.data_pipeline.takes("wrd")
+    @sb.utils.data_pipeline.provides("tokens")
+    def text_pipeline(wrd):
+        return tokenizer.encode_tensor(wrd)
+
+    sb.dataio.dataset.add_dynamic_item(list(datasets.values()), audio_pipeline)
+    sb.dataio.dataset.add_dynamic_item(list(datasets.values()), text_pipeline)
+    sb.dataio.dataset.set_output_keys(list(datasets.values()), ["id", "sig", "readable", "wrd", "tokens"])
+
+    def duration(item):
+        return item["duration"]
+
+    samplers = {"train": DynamicBatchSampler(datasets["train"], length_func=duration, **hparams["train_batching"])}
+    for split in ("dev", "test"):
+        samplers[split] = DynamicBatchSampler(datasets[split], length_func=duration, **hparams["eval_batching"])
+    return datasets, samplers
+
+
+def main(argv=None):
+    """Runs the whole experiment (see the module docstring)."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
+    )
+
+    run_on_main(
+        prepare_openslr54,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["output_folder"],
+            "download": hparams["download"],
+            "extract_folder": hparams["extract_folder"],
+            "split": hparams["split"],
+            "split_ratio": hparams["split_ratio"],
+            "seed": hparams["seed"],
+            "min_duration": hparams["min_duration"],
+            "max_duration": hparams["max_duration"],
+            "frames_per_second": hparams["frames_per_second"],
+            "skip_prep": hparams["skip_prep"],
+        },
+    )
+    tokenizer_kwargs = {
+        "tokenizer_type": hparams["tokenizer_type"],
+        "save_folder": hparams["tokenizer_folder"],
+        "train_csv": hparams["train_csv"],
+        "min_count": hparams["tokenizer_min_count"],
+        "vocab_size": hparams["tokenizer_vocab_size"],
+    }
+    run_on_main(build_tokenizer, kwargs=tokenizer_kwargs)  # built once, on the main process
+    tokenizer = build_tokenizer(**tokenizer_kwargs)  # then loaded everywhere
+    datasets, samplers = dataio_prepare(hparams, tokenizer)
+
+    encoder = hparams["encoder"]
+    config = encoder.model.config
+    ctc_head = hparams["ctc_head"](
+        config.output_hidden_size if config.add_adapter else config.hidden_size, tokenizer.vocab_size
+    )
+    hparams["checkpointer"].add_recoverable("ctc_head", ctc_head)
+    asr_brain = ASR(
+        modules={"encoder": encoder, "ctc_head": ctc_head},
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+        tokenizer=tokenizer,
+    )
+
+    loader_opts = hparams["dataloader_opts"]
+    asr_brain.fit(
+        asr_brain.hparams.epoch_counter,
+        datasets["train"],
+        datasets["dev"],
+        train_loader_kwargs={"batch_sampler": samplers["train"], **loader_opts},
+        valid_loader_kwargs={"batch_sampler": samplers["dev"], **loader_opts},
+    )
+    asr_brain.evaluate(
+        datasets["test"], min_key="WER", test_loader_kwargs={"batch_sampler": samplers["test"], **loader_opts}
+    )
+
+    def finish():
+        from speechbrain_w2vbert.export import export_inference_folder, save_hf_folder
+        from speechbrain_w2vbert.plot import plot_training_curves
+
+        export_inference_folder(hparams["inference_folder"], encoder, ctc_head, tokenizer)
+        if hparams["hf_export"] and hparams["tokenizer_type"] == "char":
+            save_hf_folder(hparams["hf_folder"], encoder, ctc_head, tokenizer)
+        plot_training_curves(hparams["train_log"], hparams["plot_file"], title=hparams["output_folder"])
+        logger.info(
+            "Done. Inference folder: %s | log: %s | plot: %s | test alignments: %s",
+            hparams["inference_folder"], hparams["train_log"], hparams["plot_file"], hparams["test_wer_file"],
+        )
+
+    run_on_main(finish)
+    return asr_brain
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""End-to-end tests of recipes/OpenSLR54/train.py with the tiny CPU config.
+
+Every run uses a small slice of the bundled sample corpus (short utterances)
+so that the module stays within a couple of minutes on two cores. The runs
+are subprocesses, as a user would start them (resume after a SIGKILL and
+torchrun need real processes anyway).
+"""
+
+import csv
+import glob
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPE_DIR = os.path.join(ROOT, "recipes", "OpenSLR54")
+TRAIN = os.path.join(RECIPE_DIR, "train.py")
+RUNNER = os.path.join(ROOT, "tests", "recipe_runner.py")
+TINY = os.path.join(ROOT, "hparams", "w2vbert_ctc_tiny.yaml")
+GPU = os.path.join(ROOT, "hparams", "w2vbert_ctc.yaml")
+sys.path.insert(0, RECIPE_DIR)
+
+from openslr54_prepare import SAMPLE_DATA_DIR, prepare_openslr54  # noqa: E402
+
+N_TRAIN, N_EVAL = 24, 5  # utterances of the slices
+
+
+def _env(threads=2):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.update(OMP_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false")
+    return env
+
+
+def _write_csv(path, rows):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Small train/dev/test CSVs from the prepared sample corpus. The train
+    slice also holds an unreadable file and a CTC-infeasible utterance."""
+    tmp = tmp_path_factory.mktemp("data")
+    prepare_openslr54(SAMPLE_DATA_DIR, str(tmp / "prep"), extract_folder=str(tmp / "corpus"))
+    csvs = {}
+    for split, count in (("train", N_TRAIN), ("dev", N_EVAL), ("test", N_EVAL)):
+        with open(tmp / "prep" / f"{split}.csv", encoding="utf-8") as f:
+            rows = sorted(csv.DictReader(f), key=lambda r: float(r["duration"]))[:count]
+        if split == "train":
+            broken = str(tmp / "broken.flac")
+            with open(broken, "wb") as f:
+                f.write(b"not audio at all")
+            rows.append(dict(rows[0], ID="broken_file", wav=broken))
+            rows.append(dict(rows[1], ID="too_many_labels", wrd=" ".join([rows[1]["wrd"]] * 12)))
+        csvs[split] = str(tmp / f"{split}.csv")
+        _write_csv(csvs[split], rows)
+    return csvs
+
+
+def recipe_args(data, output, *extra):
+    return [
+        TINY,
+        "--data_folder=unused",
+        "--skip_prep=True",
+        f"--train_csv={data['train']}",
+        f"--dev_csv={data['dev']}",
+        f"--test_csv={data['test']}",
+        f"--output_folder={output}",
+        "--max_batch_length=8",
+        "--warmup_steps=2",
+        "--noprogressbar",
+        *extra,
+    ]
+
+
+def run(args, runner=False, check=True, threads=2, launcher=None):
+    """Runs train.py (or the fault-injecting runner) in a subprocess."""
+    command = [*(launcher or [sys.executable]), RUNNER if runner else TRAIN, *args]
+    proc = subprocess.run(command, cwd=ROOT, env=_env(threads), capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def read_log(output):
+    """A run's train_log.txt, parsed (empty if absent)."""
+    from speechbrain_w2vbert.plot import read_train_log
+
+    path = os.path.join(output, "train_log.txt")
+    return read_train_log(path) if os.path.isfile(path) else []
+
+
+def epoch_lines(output):
+    """The end-of-epoch lines of a run's train_log.txt."""
+    return [r for r in read_log(output) if "train loss" in r]
+
+
+def latest_checkpoint(output):
+    """The most recently saved checkpoint folder of a run."""
+    found, latest = None, -1.0
+    for meta_path in glob.glob(os.path.join(output, "save", "CKPT+*", "CKPT.yaml")):
+        with open(meta_path, encoding="utf-8") as f:
+            meta = yaml.safe_load(f)
+        if meta["unixtime"] > latest:
+            found, latest = os.path.dirname(meta_path), meta["unixtime"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """A 3-epoch run of the whole recipe: (output folder, console output)."""
+    output = str(tmp_path_factory.mktemp("trained") / "exp")
+    proc = run(recipe_args(data, output, "--number_of_epochs=3", "--valid_interval_steps=4"))
+    return output, proc.stdout + proc.stderr
+
+
+def test_recipe_trains_and_writes_its_outputs(trained):
+    output, log = trained
+    lines = epoch_lines(output)
+    assert [r["epoch"] for r in lines] == [1.0, 2.0, 3.0]
+    losses = [r["train loss"] for r in lines]
+    assert losses[-1] < 0.8 * losses[0], losses
+    # the broken file is skipped every epoch, named in the log; the
+    # infeasible utterance is counted, not silently zeroed
+    assert lines[-1]["unreadable"] == 3 and lines[-1]["ctc_infeasible"] == 3
+    assert "broken.flac" in log and "too_many_labels" in log
+    # dev is also evaluated every 4 updates, inside the epochs
+    mid = [r for r in read_log(output) if "mid-epoch batch" in r]
+    assert len(mid) == lines[-1]["updates"] // 4 and all(r["updates"] % 4 == 0 for r in mid)
+    with open(os.path.join(output, "wer_test.txt"), encoding="utf-8") as f:
+        alignments = f.read()
+    assert alignments.startswith("CER\n%WER") and "\nWER\n%WER" in alignments
+    assert alignments.count("%WER") == 2 * (N_EVAL + 1)  # summary + one per utterance, for CER and WER
+    assert any("test CER" in r and "test WER" in r for r in read_log(output))
+    assert os.path.getsize(os.path.join(output, "training_curves.png")) > 10_000
+    for name in ("hyperparams.yaml", "encoder.ckpt", "ctc_head.ckpt", "vocab.json"):
+        assert os.path.isfile(os.path.join(output, "inference", name))
+
+
+def test_gpu_yaml_loads_with_the_tiny_encoder(tmp_path):
+    from hyperpyyaml import load_hyperpyyaml
+
+    from speechbrain_w2vbert import TINY_CONFIG_DIR
+
+    overrides = {"data_folder": str(tmp_path), "encoder_source": TINY_CONFIG_DIR, "encoder_pretrained": False,
+                 "output_folder": str(tmp_path / "out")}
+    with open(GPU, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f, overrides)
+    assert hparams["precision"] == "bf16" and hparams["encoder"].model.config.layerdrop == 0.05
+    assert set(hparams["checkpointer"].recoverables) >= {"encoder", "counter", "counters", "lr_schedule_encoder"}
+
+
+def test_yaml_files_have_the_same_keys():
+    def keys(path):
+        with open(path, encoding="utf-8") as f:
+            return re.findall(r"^([A-Za-z_]\w*):", f.read(), flags=re.M)
+
+    assert keys(TINY) == keys(GPU)
+    for path in (TINY, GPU):
+        with open(path, encoding="utf-8") as f:
+            for line in f:  # every plain value carries a comment (unit, range or meaning)
+                assert not re.match(r"^\s*[a-z_]+: [^!#\n]+$", line), f"{path}: {line}"
+
+
+def test_inference_folder_batch_equals_one_by_one(trained, data, tmp_path):
+    from speechbrain.inference.ASR import EncoderASR
+
+    output, _ = trained
+    asr = EncoderASR.from_hparams(source=os.path.join(output, "inference"), savedir=str(tmp_path / "asr"))
+    with open(data["test"], encoding="utf-8") as f:
+        paths = [row["wav"] for row in csv.DictReader(f)]
+    wavs = [asr.load_audio(p) for p in paths]
+    assert len({len(w) for w in wavs}) == len(wavs)  # real padding in the batch
+    batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
+    lens = torch.tensor([len(w) / batch.shape[1] for w in wavs])
+    words, _ = asr.transcribe_batch(batch, lens)
+    assert words == [asr.transcribe_file(p) for p in paths]
+    # the frame posteriors agree too, not only the (possibly short) texts
+    with torch.no_grad():
+        batched = asr.encode_batch(batch, lens)
+        for i, wav in enumerate(wavs):
+            alone = asr.encode_batch(wav[None], torch.ones(1))[0]
+            torch.testing.assert_close(batched[i, : alone.shape[0]].exp(), alone.exp(), atol=1e-4, rtol=0)
+            assert (batched[i, alone.shape[0]:].argmax(-1) == 0).all()
+
+
+def test_hf_export_gives_the_same_logits(trained, data):
+    from transformers import Wav2Vec2BertForCTC, Wav2Vec2BertProcessor
+
+    output, _ = trained
+    from speechbrain.inference.ASR import EncoderASR
+
+    asr = EncoderASR.from_hparams(source=os.path.join(output, "inference"), savedir=os.path.join(output, "asr"))
+    hf = Wav2Vec2BertForCTC.from_pretrained(os.path.join(output, "hf_model")).eval()
+    processor = Wav2Vec2BertProcessor.from_pretrained(os.path.join(output, "hf_model"))
+    with open(data["test"], encoding="utf-8") as f:
+        wav = asr.load_audio(next(csv.DictReader(f))["wav"])
+    inputs = processor(audio=wav.numpy(), sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        ours = asr.encode_batch(wav[None], torch.ones(1))
+        theirs = hf(**inputs).logits.log_softmax(-1)
+    torch.testing.assert_close(ours, theirs, atol=2e-4, rtol=0)
+
+
+def test_kill_and_resume_matches_an_uninterrupted_run(data, tmp_path):
+    # SpecAugment (numpy's global RNG) and dropout stay on: per-step seeding
+    # makes them reproducible across the restart.
+    common = ["--number_of_epochs=2", "--ckpt_interval_steps=2", "--mask_time_prob=0.2"]
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    run(recipe_args(data, straight, *common))
+
+    killed = run(["--kill-at-update=3", *recipe_args(data, resumed, *common)], runner=True, check=False)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert len(epoch_lines(resumed)) == 0  # died inside epoch 1
+    ckpt = latest_checkpoint(resumed)
+    with open(os.path.join(ckpt, "brain.ckpt"), encoding="utf-8") as f:
+        assert yaml.safe_load(f)["optimizer_step"] == 4  # killed right after the checkpoint at update 4
+    again = run(recipe_args(data, resumed, *common))
+    assert f"Loading a checkpoint from {ckpt}" in again.stdout + again.stderr
+
+    a, b = latest_checkpoint(straight), latest_checkpoint(resumed)
+    for name in ("brain.ckpt", "counter.ckpt"):
+        with open(os.path.join(a, name)) as fa, open(os.path.join(b, name)) as fb:
+            assert yaml.safe_load(fa) == yaml.safe_load(fb), name
+    for name in ("encoder.ckpt", "ctc_head.ckpt", "encoder_optimizer.ckpt"):
+        state_a, state_b = torch.load(os.path.join(a, name)), torch.load(os.path.join(b, name))
+        if name.endswith("optimizer.ckpt"):
+            assert state_a["param_groups"][0]["lr"] == state_b["param_groups"][0]["lr"]
+            state_a, state_b = ({k: v["exp_avg"] for k, v in s["state"].items()} for s in (state_a, state_b))
+        assert state_a.keys() == state_b.keys()
+        for key in state_a:
+            torch.testing.assert_close(state_a[key], state_b[key], atol=1e-6, rtol=1e-5, msg=f"{name}:{key}")
+    assert [r["train loss"] for r in epoch_lines(straight)] == [r["train loss"] for r in epoch_lines(resumed)]
+
+
+def test_ddp_two_cpu_processes(data, tmp_path):
+    """torchrun, gloo, 2 processes, one epoch, with gradient checkpointing
+    and LayerDrop (hence find_unused_parameters) switched on."""
+    output = str(tmp_path / "ddp")
+    dump = str(tmp_path / "params_{rank}.pt")
+    args = recipe_args(
+        data, output, "--number_of_epochs=1", "--distributed_backend=gloo", "--gradient_checkpointing=True",
+        "--layerdrop=0.3", "--find_unused_parameters",
+    )
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    run([f"--dump-params={dump}", *args], runner=True, threads=1, launcher=launcher)
+    assert [r["epoch"] for r in epoch_lines(output)] == [1.0]
+    p0, p1 = torch.load(dump.format(rank=0)), torch.load(dump.format(rank=1))
+    assert p0.keys() == p1.keys() and any(k.startswith("encoder.module.") for k in p0)  # DDP-wrapped
+    for key in p0:
+        torch.testing.assert_close(p0[key], p1[key], atol=0, rtol=0, msg=key)
+
+
+def test_bf16_with_a_nan_loss_skips_that_update_and_goes_on(data, trained, tmp_path):
+    output = str(tmp_path / "bf16")
+    dump = str(tmp_path / "params_{rank}.pt")
+    run(["--nan-at-batch=2", f"--dump-params={dump}",
+         *recipe_args(data, output, "--number_of_epochs=1", "--precision=bf16", "--eval_precision=bf16")],
+        runner=True)
+    (line,) = epoch_lines(output)
+    assert line["nonfinite_skipped"] == 1
+    # every other batch of the epoch made its update (same batches as the fp32 run's first epoch)
+    assert line["updates"] == epoch_lines(trained[0])[0]["updates"] - 1
+    params = torch.load(dump.format(rank=0))
+    assert all(torch.isfinite(p).all() for p in params.values())
+    assert all(line[k] == line[k] for k in ("train loss", "valid loss", "valid CER"))  # not NaN
+
+
+def test_head_only_warmup_and_gradient_accumulation(data, trained, tmp_path):
+    """With freeze_encoder_steps beyond the run, the encoder keeps its
+    initial weights while the head trains; two batches make one update."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    output = str(tmp_path / "frozen")
+    dump = str(tmp_path / "params_{rank}.pt")
+    run([f"--dump-params={dump}", *recipe_args(
+        data, output, "--number_of_epochs=1", "--freeze_encoder_steps=1000", "--grad_accumulation_factor=2")],
+        runner=True)
+    (line,) = epoch_lines(output)
+    batches = epoch_lines(trained[0])[0]["updates"]  # one update per batch there
+    assert line["updates"] == batches // 2  # SpeechBrain drops the incomplete last group
+    assert line["lr_encoder"] == 0.0 and line["lr_head"] > 0  # the encoder's schedule starts after the warm-up
+    with open(TINY, encoding="utf-8") as f:  # the same seed gives the same initial encoder
+        initial = load_hyperpyyaml(f, {"data_folder": "unused", "output_folder": str(tmp_path / "init")})
+    initial = initial["encoder"].named_parameters()
+    params = torch.load(dump.format(rank=0))
+    compared = 0
+    for name, value in initial:
+        torch.testing.assert_close(params[f"encoder.{name}"], value.detach(), atol=0, rtol=0, msg=name)
+        compared += 1
+    assert compared > 50
+    with open(os.path.join(output, "tokenizer", "vocab.json"), encoding="utf-8") as f:
+        assert params["ctc_head.weight"].shape == (len(yaml.safe_load(f)), 144)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 autocast needs CUDA in SpeechBrain")
+def test_fp16_smoke(data, tmp_path):
+    output = str(tmp_path / "fp16")
+    run(recipe_args(data, output, "--number_of_epochs=1", "--precision=fp16"))
+    (line,) = epoch_lines(output)
+    assert line["train loss"] == line["train loss"]

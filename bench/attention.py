@@ -3,8 +3,7 @@
 Compares, with the same weights and inputs, transformers' ``eager`` and
 ``sdpa`` attention (both build an (L, L, head_size) relative-position tensor
 per layer) with ours (``W2VBert(attn_implementation="sdpa_bucketed")``:
-(B, H, L, 73) scores spread into the SDPA bias), alone and together with
-the CPU depthwise-convolution fix that W2VBert also applies. Each cell runs in a fresh
+(B, H, L, 73) scores spread into the SDPA bias). Each cell runs in a fresh
 worker process of this one run so that its peak memory is its own: CPU peak
 RSS growth over the loaded model (VmHWM), or ``torch.cuda.max_memory_allocated``
 on CUDA. Prints a table and one JSON line.
@@ -22,10 +21,8 @@ import subprocess
 import sys
 import time
 
-#: transformers' eager and sdpa (unmodified Wav2Vec2BertModel), our bucketed
-#: attention alone, and ours as W2VBert builds it (bucketed attention and the
-#: CPU depthwise-convolution fix of speechbrain_w2vbert.depthwise).
-IMPLEMENTATIONS = ["eager", "sdpa", "sdpa_bucketed", "ours"]
+#: transformers' eager and sdpa (unmodified Wav2Vec2BertModel) and ours.
+IMPLEMENTATIONS = ["eager", "sdpa", "sdpa_bucketed"]
 FRAMES = [500, 1500]  # 20 ms frames: 10 s and 30 s
 
 
@@ -43,7 +40,6 @@ def worker(args):
     import torch
     from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
 
-    from speechbrain_w2vbert.attention import use_bucketed_attention
     from speechbrain_w2vbert.lobe import build_model
 
     torch.set_num_threads(args.threads)
@@ -54,13 +50,10 @@ def worker(args):
         config = Wav2Vec2BertConfig(hidden_size=512, num_hidden_layers=4, num_attention_heads=8, intermediate_size=2048)
     config.layerdrop = 0.0
     config.mask_time_prob = 0.0
-    if args.impl == "ours":
-        model = build_model(config)
+    if args.impl == "sdpa_bucketed":
+        model = build_model(config, "sdpa_bucketed")
     else:
-        hf_impl = "sdpa" if args.impl == "sdpa_bucketed" else args.impl
-        model = Wav2Vec2BertModel._from_config(config, attn_implementation=hf_impl)
-        if args.impl == "sdpa_bucketed":
-            use_bucketed_attention(model)
+        model = Wav2Vec2BertModel._from_config(config, attn_implementation=args.impl)
     model = model.to(args.device).train()
     features = torch.randn(args.batch, args.frames, 160, device=args.device)
     mask = torch.ones(args.batch, args.frames, dtype=torch.long, device=args.device)

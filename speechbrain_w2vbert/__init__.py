@@ -7,8 +7,7 @@ The package keeps its import light: the modules are imported on use.
 - :mod:`speechbrain_w2vbert.lobe`: ``W2VBert``, the SpeechBrain lobe around
   ``transformers.Wav2Vec2BertModel``.
 - :mod:`speechbrain_w2vbert.attention`: relative-key attention without the
-  (L, L, head_size) tensor; :mod:`speechbrain_w2vbert.depthwise`: fast
-  depthwise convolutions on the CPU.
+  (L, L, head_size) tensor.
 - :mod:`speechbrain_w2vbert.text`: ``normalize_nepali``.
 - :mod:`speechbrain_w2vbert.tokenizer`: the CTC character tokenizer (and
   SentencePiece).

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
 
 from speechbrain_w2vbert.attention import use_bucketed_attention
-from speechbrain_w2vbert.depthwise import use_conv2d_depthwise
 from speechbrain_w2vbert.features import SeamlessFbank
 
 __all__ = ["W2VBert", "build_model"]
@@ -53,9 +52,6 @@ def build_model(
     config: Wav2Vec2BertConfig, attn_implementation: str = BUCKETED, source: Optional[str] = None, **load_kwargs
 ) -> Wav2Vec2BertModel:
     """Builds a ``Wav2Vec2BertModel``, randomly initialised or pretrained.
-
-    Its depthwise convolutions run as 2-D ones on the CPU
-    (:mod:`speechbrain_w2vbert.depthwise`); parameters are unchanged.
 
     Arguments
     ---------
@@ -91,7 +87,6 @@ def build_model(
         )
     if attn_implementation == BUCKETED:
         use_bucketed_attention(model)
-    use_conv2d_depthwise(model)  # same convolution, 65x faster backward on the CPU
     return model
 
 

@@ -57,23 +57,3 @@ def test_checkpoints_are_interchangeable(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(ours.eval()(wavs, lens), reloaded(wavs, lens), rtol=1e-5, atol=1e-5)
 
-
-def test_conv2d_depthwise_equals_conv1d():
-    from speechbrain_w2vbert.depthwise import DepthwiseConv1d, use_conv2d_depthwise
-
-    torch.manual_seed(0)
-    reference = torch.nn.Conv1d(16, 16, 7, groups=16, bias=True, padding=2)
-    converted = torch.nn.Conv1d(16, 16, 7, groups=16, bias=True, padding=2)
-    converted.load_state_dict(reference.state_dict())
-    pointwise = torch.nn.Conv1d(16, 16, 1)
-    assert use_conv2d_depthwise(torch.nn.Sequential(converted, pointwise)) == 1
-    assert type(converted) is DepthwiseConv1d and type(pointwise) is torch.nn.Conv1d
-    x = torch.randn(3, 16, 50, requires_grad=True)
-    outputs = []
-    for conv in (reference, converted):
-        x.grad = None
-        y = conv(x)
-        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
-        outputs.append((y.detach(), x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()))
-    for expected, got in zip(*outputs):
-        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)

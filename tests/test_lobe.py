@@ -191,3 +191,20 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         grads.append(encoder.model.encoder.layers[0].ffn1.intermediate_dense.weight.grad)
     assert getattr(encoder.model, "is_activation_checkpointing", None) or encoder.model.is_gradient_checkpointing
     torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_config_instead_of_source(mixed_batch):
+    _, batch, lens = mixed_batch
+    source = build().eval()
+    config = source.model.config.to_dict()
+    rebuilt = W2VBert(config=config, pretrained=False).eval()
+    rebuilt.load_state_dict(source.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(batch, lens), source(batch, lens))
+    overridden = W2VBert(config=config, pretrained=False, layerdrop=0.3)
+    assert overridden.model.config.layerdrop == 0.3
+    assert config["layerdrop"] == source.model.config.layerdrop != 0.3  # the caller's config is untouched
+    with pytest.raises(ValueError, match="pretrained=False"):
+        W2VBert(config=config)
+    with pytest.raises(ValueError, match="needs a source"):
+        W2VBert(pretrained=False)

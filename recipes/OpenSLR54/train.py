@@ -295,13 +295,69 @@ def dataio_prepare(hparams, tokenizer):
     return datasets, samplers
 
 
+def compose_hparams(hparams_file):
+    """The whole configuration of a file that names a ``base:`` file.
+
+    Such a file states only what differs from its base (a path relative to
+    it; bases chain): each of its keys replaces the base's key of that name
+    whole (an ``encoder: !new:...`` block included) in the base's order, and
+    new keys are appended. ``!ref`` resolves over the result, so a base value
+    can refer to a key set here.
+
+    Arguments
+    ---------
+    hparams_file : str
+        A HyperPyYAML file.
+
+    Returns
+    -------
+    str or None
+        The composed YAML text, or None when the file has no ``base``.
+
+    Example
+    -------
+    >>> folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "hparams")
+    >>> compose_hparams(os.path.join(folder, "w2vbert_ctc.yaml")) is None
+    True
+    >>> text = compose_hparams(os.path.join(folder, "xls_r_ctc.yaml"))
+    >>> "facebook/wav2vec2-xls-r-300m" in text and "wav2vec2.Wav2Vec2Encoder" in text and "base:" not in text
+    True
+    """
+    import io
+
+    import ruamel.yaml
+
+    yaml = ruamel.yaml.YAML()
+    with open(hparams_file, encoding="utf-8") as f:
+        tree = yaml.load(f)
+    if not isinstance(tree, dict) or "base" not in tree:
+        return None
+    base = os.path.join(os.path.dirname(os.path.abspath(hparams_file)), tree.pop("base"))
+    composed = compose_hparams(base)
+    if composed is None:
+        with open(base, encoding="utf-8") as f:
+            composed = f.read()
+    merged = yaml.load(composed)
+    for key, value in tree.items():
+        merged[key] = value
+    stream = io.StringIO()
+    yaml.dump(merged, stream)
+    return stream.getvalue()
+
+
 def main(argv=None):
     """Runs the whole experiment (see the module docstring)."""
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
+    composed = compose_hparams(hparams_file)  # None unless the file names a base
     with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+        hparams = load_hyperpyyaml(composed or fin, overrides)
     sb.utils.distributed.ddp_init_group(run_opts)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = hparams["tf32"]
+    if composed is not None and if_main_process():  # hyperparams.yaml then records the whole configuration
+        os.makedirs(hparams["output_folder"], exist_ok=True)
+        hparams_file = os.path.join(hparams["output_folder"], "hparams_composed.yaml")
+        with open(hparams_file, "w", encoding="utf-8") as w:
+            w.write(composed)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
     )
@@ -329,15 +385,25 @@ def main(argv=None):
         "min_count": hparams["tokenizer_min_count"],
         "vocab_size": hparams["tokenizer_vocab_size"],
     }
-    run_on_main(build_tokenizer, kwargs=tokenizer_kwargs)  # built once, on the main process
-    tokenizer = build_tokenizer(**tokenizer_kwargs)  # then loaded everywhere
+    if hparams["init_from_hf"]:  # a transformers CTC checkpoint: its weights and its vocabulary
+        from speechbrain_w2vbert.export import from_hf_ctc
+
+        if hparams["tokenizer_type"] != "char":
+            raise ValueError("init_from_hf brings its character vocabulary: set tokenizer_type: char")
+        _, hf_head, tokenizer = from_hf_ctc(hparams["init_from_hf"], hparams["encoder"], hparams["encoder_cache"])
+        run_on_main(tokenizer.save, args=[hparams["tokenizer_folder"]])
+    else:
+        run_on_main(build_tokenizer, kwargs=tokenizer_kwargs)  # built once, on the main process
+        tokenizer = build_tokenizer(**tokenizer_kwargs)  # then loaded everywhere
     datasets, samplers = dataio_prepare(hparams, tokenizer)
 
     encoder = hparams["encoder"]
     config = encoder.model.config
     ctc_head = hparams["ctc_head"](
-        config.output_hidden_size if config.add_adapter else config.hidden_size, tokenizer.vocab_size
+        config.output_hidden_size if getattr(config, "add_adapter", False) else config.hidden_size, tokenizer.vocab_size
     )
+    if hparams["init_from_hf"]:
+        ctc_head.load_state_dict(hf_head.state_dict())
     hparams["checkpointer"].add_recoverable("ctc_head", ctc_head)
     asr_brain = ASR(
         modules={"encoder": encoder, "ctc_head": ctc_head},
@@ -360,10 +426,11 @@ def main(argv=None):
     )
 
     def finish():
-        from speechbrain_w2vbert.export import export_inference_folder, save_hf_folder
+        from speechbrain_w2vbert.export import export_inference_folder, recipe_model_card, save_hf_folder
         from speechbrain_w2vbert.plot import plot_training_curves
 
         export_inference_folder(hparams["inference_folder"], encoder, ctc_head, tokenizer)
+        recipe_model_card(hparams, asr_brain.last_stats, sys.argv if argv is None else ["train.py", *argv])
         if hparams["hf_export"] and hparams["tokenizer_type"] == "char":
             save_hf_folder(hparams["hf_folder"], encoder, ctc_head, tokenizer)
         plot_training_curves(hparams["train_log"], hparams["plot_file"], title=hparams["output_folder"])

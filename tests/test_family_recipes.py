@@ -1,0 +1,188 @@
+"""The OpenSLR 54 recipe with the wav2vec 2.0 family's hparams files.
+
+Every file composes (``base:``) and instantiates with a tiny local config in
+place of its hub model; each architecture (wav2vec 2.0 with a layer-norm or
+a group-norm feature encoder, HuBERT) trains one short epoch of the sample
+corpus through ``train.main``, in this process, with a finite, falling loss,
+and exports.
+"""
+
+import os
+
+import pytest
+import torch
+import yaml
+from hyperpyyaml import load_hyperpyyaml
+
+from speechbrain_w2vbert.wav2vec2 import TINY_CONFIG_DIRS, Wav2Vec2Encoder
+from tests.test_recipe import ROOT, data  # noqa: F401  (the sliced sample corpus fixture)
+
+import train  # noqa: E402  (recipes/OpenSLR54 is on sys.path via tests.test_recipe)
+
+HPARAMS = os.path.join(ROOT, "hparams")
+
+#: file -> (hub model it fine-tunes, HF model class, tiny config standing in for it)
+FAMILY = {
+    "wav2vec2_ctc.yaml": ("facebook/wav2vec2-large-lv60", "Wav2Vec2Model", "wav2vec2_tiny_layer"),
+    "xlsr53_ctc.yaml": ("facebook/wav2vec2-large-xlsr-53", "Wav2Vec2Model", "wav2vec2_tiny_layer"),
+    "xls_r_ctc.yaml": ("facebook/wav2vec2-xls-r-300m", "Wav2Vec2Model", "wav2vec2_tiny_layer"),
+    "mms_ctc.yaml": ("facebook/mms-300m", "Wav2Vec2Model", "wav2vec2_tiny_layer"),
+    "hubert_ctc.yaml": ("facebook/hubert-large-ll60k", "HubertModel", "hubert_tiny"),
+}
+
+#: CPU-sized training settings over a family file (a file with a base, too).
+TINY_RUN = """\
+encoder_pretrained: False
+precision: fp32
+eval_precision: fp32
+tf32: False
+fused_adamw: False
+num_workers: 0
+dataloader_opts: {{num_workers: 0, pin_memory: False, prefetch_factor: null, persistent_workers: False}}
+freeze_encoder_steps: 0
+freeze_feature_encoder: False
+lr_encoder: 0.002
+lr_head: 0.002
+warmup_steps: 2
+max_batch_length: 8
+max_batch_length_eval: 60
+num_buckets: 5
+max_batch_ex: 32
+number_of_epochs: 1
+tokenizer_min_count: 1
+layerdrop: 0.0
+ckpt_interval_minutes: 0
+base: {base}
+encoder_source: {source}
+"""
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY))
+def test_hparams_file_composes_and_instantiates(name, tmp_path):
+    hub_id, model_class, tiny = FAMILY[name]
+    path = os.path.join(HPARAMS, name)
+    with open(path, encoding="utf-8") as f:
+        own = yaml.load(f, Loader=yaml.BaseLoader)  # tags ignored: the keys and plain values
+    # the file states only what differs from the shared settings
+    assert set(own) == {"base", "output_folder", "encoder_source"} and own["encoder_source"] == hub_id
+    overrides = {"data_folder": str(tmp_path), "encoder_source": TINY_CONFIG_DIRS[tiny],
+                 "encoder_pretrained": False, "output_folder": str(tmp_path / "out")}
+    hparams = load_hyperpyyaml(train.compose_hparams(path), overrides)
+    encoder = hparams["encoder"]
+    assert isinstance(encoder, Wav2Vec2Encoder) and type(encoder.model).__name__ == model_class
+    assert hparams["checkpointer"].recoverables["encoder"] is encoder
+    assert hparams["frames_per_second"] == 50 and hparams["precision"] == "bf16"  # from w2vbert_ctc.yaml
+    config = encoder.model.config
+    assert (config.mask_time_prob, config.mask_time_length, config.layerdrop) == (0.05, 10, 0.05)
+    assert not any(p.requires_grad for p in encoder.model.feature_extractor.parameters())
+
+
+def test_the_w2vbert_files_have_no_base():
+    for name in ("w2vbert_ctc.yaml", "w2vbert_ctc_tiny.yaml"):
+        assert train.compose_hparams(os.path.join(HPARAMS, name)) is None
+
+
+@pytest.mark.parametrize(
+    "name, tiny",
+    [("xls_r_ctc.yaml", "wav2vec2_tiny_layer"), ("wav2vec2_ctc.yaml", "wav2vec2_tiny_group"),
+     ("hubert_ctc.yaml", "hubert_tiny")],
+)
+def test_architecture_trains_one_epoch(name, tiny, data, tmp_path, monkeypatch):  # noqa: F811
+    run_yaml = tmp_path / "tiny.yaml"
+    run_yaml.write_text(TINY_RUN.format(base=os.path.join(HPARAMS, name), source=TINY_CONFIG_DIRS[tiny]))
+    losses = []
+    objectives = train.ASR.compute_objectives
+
+    def recording(self, predictions, batch, stage):
+        loss = objectives(self, predictions, batch, stage)
+        if stage == train.sb.Stage.TRAIN:
+            losses.append(loss.item())
+        return loss
+
+    monkeypatch.setattr(train.ASR, "compute_objectives", recording)
+    output = tmp_path / "exp"
+    train.main([str(run_yaml), "--data_folder=unused", "--skip_prep=True", f"--train_csv={data['train']}",
+                f"--dev_csv={data['dev']}", f"--test_csv={data['test']}", f"--output_folder={output}",
+                "--noprogressbar"])
+    assert len(losses) >= 4 and all(map(torch.isfinite, torch.tensor(losses))), losses
+    assert sum(losses[-2:]) < sum(losses[:2]), losses
+    with open(output / "hyperparams.yaml", encoding="utf-8") as f:  # the whole composed configuration
+        assert "Wav2Vec2Encoder" in f.read()
+    assert os.path.isfile(output / "wer_test.txt")
+    # both exports give the trained model's log-probabilities
+    from speechbrain.inference.ASR import EncoderASR
+    from transformers import AutoModelForCTC, AutoProcessor
+
+    asr = EncoderASR.from_hparams(source=str(output / "inference"), savedir=str(tmp_path / "asr"))
+    hf = AutoModelForCTC.from_pretrained(output / "hf_model").eval()
+    processor = AutoProcessor.from_pretrained(output / "hf_model")
+    wavs = [torch.randn(12000) * 0.1, torch.randn(9000) * 0.1 + 0.02]
+    batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
+    inputs = processor(audio=[w.numpy() for w in wavs], sampling_rate=16000, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        ours = asr.encode_batch(batch, torch.tensor([1.0, 0.75]))
+        theirs = hf(**inputs).logits.log_softmax(-1)
+        frames = hf._get_feat_extract_output_lengths(torch.tensor([12000, 9000])).tolist()
+    checked = [0] if tiny == "wav2vec2_tiny_group" else [0, 1]  # group norm: padding changes a shorter one
+    for i in checked:
+        torch.testing.assert_close(ours[i, : frames[i]], theirs[i, : frames[i]], atol=2e-4, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_mms(tmp_path_factory):
+    """A folder laid out like facebook/mms-1b-all, tiny and random: a
+    Wav2Vec2ForCTC with adapter layers, a per-language adapter file
+    (adapter.npi.safetensors: adapter layers + output layer over the Nepali
+    vocabulary) and a processor whose vocab.json holds several languages.
+    Returns (folder, the Nepali model whose adapter was saved)."""
+    import json
+
+    from safetensors.torch import save_file
+    from transformers import (Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC,
+                              Wav2Vec2Processor)
+
+    folder = str(tmp_path_factory.mktemp("mms"))
+    special = ["<pad>", "<s>", "</s>", "<unk>", "|"]
+    vocab = {"npi": special + list("कखगघचछजटडतदनपबमयरलवसहािीुूेैोौंँ्"), "eng": special + list("abcde")}
+    vocab = {lang: {c: i for i, c in enumerate(chars)} for lang, chars in vocab.items()}
+    with open(os.path.join(folder, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    tokenizer = Wav2Vec2CTCTokenizer(os.path.join(folder, "vocab.json"), target_lang="eng")
+    extractor = Wav2Vec2FeatureExtractor.from_pretrained(TINY_CONFIG_DIRS["wav2vec2_tiny_layer"])
+    Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
+
+    def model(lang):
+        config = Wav2Vec2Config.from_pretrained(TINY_CONFIG_DIRS["wav2vec2_tiny_layer"], adapter_attn_dim=8,
+                                                vocab_size=len(vocab[lang]))
+        return Wav2Vec2ForCTC(config)
+
+    torch.manual_seed(0)
+    model("eng").save_pretrained(folder)
+    nepali = model("npi")
+    save_file({k: v.contiguous() for k, v in nepali._get_adapters().items()},
+              os.path.join(folder, "adapter.npi.safetensors"))
+    return folder, nepali
+
+
+def test_mms_zero_shot_baseline(tiny_mms, data, tmp_path):  # noqa: F811
+    import csv
+
+    import eval_mms_zero_shot as mms
+
+    folder, nepali = tiny_mms
+    summary = mms.main([f"--test_csv={data['test']}", f"--output_folder={tmp_path}", f"--model={folder}",
+                        "--device=cpu"])
+    with open(data["test"], encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert summary["utterances"] == len(rows) and summary["WER"] >= 0 and summary["CER"] >= 0
+    with open(tmp_path / "wer_test.txt", encoding="utf-8") as f:
+        alignments = f.read()
+    assert alignments.startswith("CER\n%WER") and alignments.count("%WER") == 2 * (len(rows) + 1)
+    # the Nepali adapter and vocabulary are the ones in use
+    model, processor = mms.load_model(folder, "npi", "cpu")
+    assert processor.tokenizer.target_lang == "npi" and processor.tokenizer.vocab_size == nepali.config.vocab_size
+    torch.testing.assert_close(model.lm_head.weight, nepali.lm_head.weight, atol=0, rtol=0)
+    # padded batches score exactly as one utterance at a time
+    one = mms.evaluate(model, processor, rows, max_seconds=0.1)
+    many = mms.evaluate(model, processor, rows, max_seconds=100)
+    assert [s.summarize("error_rate") for s in one] == [s.summarize("error_rate") for s in many]

@@ -31,6 +31,7 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={"test": ["pytest>=8"]},
+    entry_points={"console_scripts": ["w2vbert-asr=speechbrain_w2vbert.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "License :: OSI Approved :: Apache Software License",

@@ -10,11 +10,13 @@ optional Hugging Face ``Wav2Vec2BertForCTC`` folder.
     <folder>/ctc_head.ckpt      torch.nn.Linear state dict
     <folder>/tokenizer.ckpt     SentencePiece model (SentencePiece tokenizers only)
     <folder>/vocab.json         character vocabulary (character tokenizer only)
+    <folder>/README.md          model card (the recipe writes it: :func:`recipe_model_card`)
 
 and ``EncoderASR.from_hparams(source=<folder>, savedir=...)`` loads it with no
 network access. :func:`to_hf_ctc` maps the encoder and head 1:1 onto
 ``transformers.Wav2Vec2BertForCTC``; :func:`save_hf_folder` writes that model
-with its tokenizer and feature extractor.
+with its tokenizer and feature extractor; :func:`from_hf_ctc` imports such
+a checkpoint (ours or a community one) with its vocabulary.
 
 Authors: speechbrain-w2vbert contributors
 """
@@ -22,14 +24,26 @@ Authors: speechbrain-w2vbert contributors
 import copy
 import os
 import textwrap
-from typing import Union
+from typing import Optional, Union
 
 import torch
 import yaml
 
-from speechbrain_w2vbert.tokenizer import CharTokenizer, SentencePieceCTCTokenizer
+from speechbrain_w2vbert.tokenizer import (PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER, CharTokenizer,
+                                           SentencePieceCTCTokenizer)
 
-__all__ = ["encoder_config_dict", "export_inference_folder", "to_hf_ctc", "save_hf_folder"]
+__all__ = [
+    "class_path",
+    "encoder_config_dict",
+    "export_inference_folder",
+    "to_hf_ctc",
+    "hf_processor",
+    "save_hf_folder",
+    "hf_ctc_tokenizer",
+    "from_hf_ctc",
+    "write_model_card",
+    "recipe_model_card",
+]
 
 #: config.json keys that describe the saving software, not the architecture.
 _NON_ARCH_KEYS = ("transformers_version", "architectures", "_name_or_path", "torch_dtype", "dtype", "vocab_size")
@@ -42,6 +56,18 @@ def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
     return getattr(module, "module", module)
 
 
+def class_path(obj) -> str:
+    """``module.qualname`` of an object's class (what ``!new:`` needs).
+
+    Example
+    -------
+    >>> class_path(torch.nn.Linear(1, 1))
+    'torch.nn.modules.linear.Linear'
+    """
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def encoder_config_dict(encoder: torch.nn.Module) -> dict:
     """The architecture fields of a ``W2VBert``'s ``Wav2Vec2BertConfig``."""
     config = _unwrap(encoder).model.config.to_dict()
@@ -50,7 +76,7 @@ def encoder_config_dict(encoder: torch.nn.Module) -> dict:
 
 _HEADER = """\
 # ############################################################################
-# Inference: w2v-BERT 2.0 encoder + linear CTC head, greedy decoding.
+# Inference: speech encoder (w2v-BERT 2.0 family) + linear CTC head, greedy decoding.
 # Written by speechbrain_w2vbert.export.export_inference_folder.
 #
 #   from speechbrain.inference.ASR import EncoderASR
@@ -64,11 +90,11 @@ _HEADER = """\
 sample_rate: 16000  # Hz; EncoderASR resamples and down-mixes inputs to it
 blank_index: 0  # CTC blank id ([PAD])
 
-# Architecture of the encoder (transformers' Wav2Vec2BertConfig fields).
+# Architecture of the encoder (its transformers config fields).
 """
 
 _BODY = """
-w2v_bert: !new:speechbrain_w2vbert.lobe.W2VBert
+w2v_bert: !new:{encoder_class}
     config: !ref <encoder_config>
     pretrained: False  # the weights come from encoder.ckpt
     output_norm: {output_norm}
@@ -144,7 +170,8 @@ def export_inference_folder(
     torch.save(head.state_dict(), os.path.join(folder, "ctc_head.ckpt"))
 
     text = _HEADER + "encoder_config:\n" + _indented_yaml(encoder_config_dict(encoder))
-    text += _BODY.format(output_norm=encoder.output_norm, in_features=head.in_features, out_features=head.out_features)
+    text += _BODY.format(encoder_class=class_path(encoder), output_norm=encoder.output_norm,
+                         in_features=head.in_features, out_features=head.out_features)
     if isinstance(tokenizer, CharTokenizer):
         tokenizer.save(folder)
         text += "# Character vocabulary (also in vocab.json, loadable by transformers' Wav2Vec2CTCTokenizer).\n"
@@ -170,14 +197,17 @@ def export_inference_folder(
 
 
 def to_hf_ctc(encoder: torch.nn.Module, head: torch.nn.Linear, blank_index: int = 0):
-    """The same model as a ``transformers.Wav2Vec2BertForCTC``.
+    """The same model as a transformers ``*ForCTC`` (``Wav2Vec2BertForCTC``
+    for ``W2VBert``; the CTC class of the encoder's config for the other
+    lobes with the same interface: ``encoder.model`` is the HF base model).
 
-    ``wav2vec2_bert`` gets the encoder's weights and ``lm_head`` the head's
-    (HF's ``dropout`` before ``lm_head`` plays the recipe's dropout).
+    The base model (``model.<base_model_prefix>``) gets the encoder's
+    weights and ``lm_head`` the head's (HF's ``dropout`` before ``lm_head``
+    plays the recipe's dropout).
 
     Arguments
     ---------
-    encoder : speechbrain_w2vbert.lobe.W2VBert
+    encoder : speechbrain_w2vbert.lobe.W2VBert (or a lobe like it)
         Trained encoder, without ``output_norm`` (HF has no such layer).
     head : torch.nn.Linear
         Trained CTC head.
@@ -186,8 +216,8 @@ def to_hf_ctc(encoder: torch.nn.Module, head: torch.nn.Linear, blank_index: int 
 
     Returns
     -------
-    transformers.Wav2Vec2BertForCTC
-        In eval mode.
+    transformers.PreTrainedModel
+        E.g. ``Wav2Vec2BertForCTC``, in eval mode.
 
     Example
     -------
@@ -195,34 +225,65 @@ def to_hf_ctc(encoder: torch.nn.Module, head: torch.nn.Linear, blank_index: int 
     >>> from speechbrain_w2vbert.lobe import W2VBert
     >>> encoder, head = W2VBert(TINY_CONFIG_DIR, pretrained=False).eval(), torch.nn.Linear(144, 9)
     >>> hf = to_hf_ctc(encoder, head)
+    >>> type(hf).__name__
+    'Wav2Vec2BertForCTC'
     >>> feats, _ = encoder.frontend(torch.randn(1, 16000) * 0.1)
     >>> with torch.no_grad():
     ...     same = torch.allclose(hf(input_features=feats).logits, head(encoder.model(feats).last_hidden_state))
     >>> same
     True
     """
-    from transformers import Wav2Vec2BertForCTC
+    from transformers import AutoModelForCTC
 
     encoder, head = _unwrap(encoder), _unwrap(head)
     if encoder.output_norm:
-        raise ValueError(
-            "Wav2Vec2BertForCTC has no output layer norm: export an encoder trained with output_norm=False"
-        )
+        raise ValueError("the transformers CTC models have no output layer norm: "
+                         "export an encoder trained with output_norm=False")
     config = copy.deepcopy(encoder.model.config)
     config.vocab_size = head.out_features
     config.pad_token_id = blank_index
     config.ctc_loss_reduction = "mean"
-    model = Wav2Vec2BertForCTC(config)
-    model.wav2vec2_bert.load_state_dict(encoder.model.state_dict())
+    model = AutoModelForCTC.from_config(config)
+    getattr(model, model.base_model_prefix).load_state_dict(encoder.model.state_dict())
     model.lm_head.load_state_dict(head.state_dict())
     return model.eval()
 
 
+def hf_processor(encoder: torch.nn.Module, tokenizer: CharTokenizer, folder: str):
+    """The transformers processor matching an encoder, with the tokenizer's
+    ``vocab.json`` (written into ``folder``).
+
+    ``Wav2Vec2BertProcessor`` (``SeamlessM4TFeatureExtractor`` +
+    ``Wav2Vec2CTCTokenizer``) for w2v-BERT 2.0; ``Wav2Vec2Processor``
+    (``Wav2Vec2FeatureExtractor`` + the same tokenizer) for raw-waveform
+    encoders, normalising the waveform if the lobe's ``normalize_wav`` says
+    so (default True) and passing the attention mask where the lobe does
+    (``config.use_attention_mask``; else where the model's feature encoder
+    uses layer norm, the models that take one).
+    """
+    from transformers import (SeamlessM4TFeatureExtractor, Wav2Vec2BertProcessor, Wav2Vec2CTCTokenizer,
+                              Wav2Vec2FeatureExtractor, Wav2Vec2Processor)
+
+    vocab = tokenizer.save(folder)
+    hf_tokenizer = Wav2Vec2CTCTokenizer(vocab, unk_token=UNK_TOKEN, pad_token=PAD_TOKEN,
+                                        word_delimiter_token=WORD_DELIMITER)
+    config = _unwrap(encoder).model.config
+    if config.model_type == "wav2vec2-bert":
+        return Wav2Vec2BertProcessor(feature_extractor=SeamlessM4TFeatureExtractor(), tokenizer=hf_tokenizer)
+    extractor = Wav2Vec2FeatureExtractor(
+        do_normalize=bool(getattr(_unwrap(encoder), "normalize_wav", True)),
+        return_attention_mask=bool(getattr(config, "use_attention_mask",
+                                           getattr(config, "feat_extract_norm", "layer") == "layer")),
+    )
+    return Wav2Vec2Processor(feature_extractor=extractor, tokenizer=hf_tokenizer)
+
+
 def save_hf_folder(folder: str, encoder: torch.nn.Module, head: torch.nn.Linear, tokenizer: CharTokenizer) -> str:
-    """Write a Hugging Face folder: ``Wav2Vec2BertForCTC`` weights and config,
-    ``Wav2Vec2CTCTokenizer`` and ``SeamlessM4TFeatureExtractor`` files, so
-    that ``Wav2Vec2BertForCTC.from_pretrained`` and
-    ``Wav2Vec2BertProcessor.from_pretrained`` load it.
+    """Write a Hugging Face folder: the ``*ForCTC`` weights and config
+    (:func:`to_hf_ctc`) and the processor (:func:`hf_processor`), so that
+    ``AutoModelForCTC``, ``AutoProcessor`` and
+    ``transformers.pipeline("automatic-speech-recognition", model=folder)``
+    load it.
 
     Arguments
     ---------
@@ -238,13 +299,192 @@ def save_hf_folder(folder: str, encoder: torch.nn.Module, head: torch.nn.Linear,
     str
         ``folder``.
     """
-    from transformers import SeamlessM4TFeatureExtractor, Wav2Vec2BertProcessor, Wav2Vec2CTCTokenizer
-
     if not isinstance(tokenizer, CharTokenizer):
         raise TypeError("the Hugging Face export needs the character tokenizer (vocab.json)")
     to_hf_ctc(encoder, head, tokenizer.blank_index).save_pretrained(folder)
-    vocab = tokenizer.save(folder)
-    hf_tokenizer = Wav2Vec2CTCTokenizer(vocab, unk_token="[UNK]", pad_token="[PAD]", word_delimiter_token="|")
-    processor = Wav2Vec2BertProcessor(feature_extractor=SeamlessM4TFeatureExtractor(), tokenizer=hf_tokenizer)
-    processor.save_pretrained(folder)
+    hf_processor(encoder, tokenizer, folder).save_pretrained(folder)
     return folder
+
+
+def _load_kwargs(source: str, cache_dir: Optional[str]) -> dict:
+    """``from_pretrained`` options: a local folder never touches the network."""
+    return {"local_files_only": True} if os.path.isdir(source) else {"cache_dir": cache_dir}
+
+
+def hf_ctc_tokenizer(source: str, num_labels: int, cache_dir: Optional[str] = None):
+    """A :class:`CharTokenizer` for a transformers CTC checkpoint's
+    ``Wav2Vec2CTCTokenizer``, and the order of the checkpoint's label ids in it.
+
+    Our tokenizer wants the blank (HF's pad token) at id 0, ``[UNK]`` and
+    ``|``: the pad and unk tokens are renamed ``[PAD]`` / ``[UNK]``, the pad
+    token moves to id 0 and the other ids keep their order; ids beyond the
+    head's ``num_labels`` (``<s>``, ``</s>`` added tokens) are dropped.
+
+    Returns
+    -------
+    tokenizer : CharTokenizer
+    order : list of int
+        ``order[new_id] = hf_id`` (permutes the rows of ``lm_head``).
+    """
+    from transformers import Wav2Vec2CTCTokenizer
+
+    hf_tok = Wav2Vec2CTCTokenizer.from_pretrained(source, **_load_kwargs(source, cache_dir))
+    by_id = {i: t for t, i in hf_tok.get_vocab().items() if i < num_labels}
+    if sorted(by_id) != list(range(num_labels)):
+        raise ValueError(f"{source}: the vocabulary does not cover the {num_labels} CTC labels")
+    pad, unk, delimiter = hf_tok.pad_token_id, hf_tok.unk_token, hf_tok.word_delimiter_token
+    if pad is None or pad >= num_labels:
+        raise ValueError(f"{source}: the tokenizer's pad token (the CTC blank) is not a label")
+    rename = {hf_tok.pad_token: PAD_TOKEN, unk: UNK_TOKEN, delimiter: WORD_DELIMITER}
+    order = [pad] + [i for i in range(num_labels) if i != pad]
+    vocab = {rename.get(by_id[hf_id], by_id[hf_id]): new_id for new_id, hf_id in enumerate(order)}
+    return CharTokenizer(vocab), order
+
+
+def from_hf_ctc(source: str, encoder: Optional[torch.nn.Module] = None, cache_dir: Optional[str] = None,
+                **encoder_kwargs):
+    """Import a transformers ``Wav2Vec2BertForCTC`` checkpoint (hub id or
+    folder) with its vocabulary: ``(encoder, head, tokenizer)`` that give
+    the checkpoint's greedy transcripts in this package's pipeline.
+
+    Arguments
+    ---------
+    source : str
+        Hub id (fetched into the HF cache) or local folder (never touches
+        the network) holding ``config.json``, the weights and ``vocab.json``.
+    encoder : W2VBert, optional
+        An encoder of the same architecture to load the weights into (the
+        recipe's, with its training options); default: a new ``W2VBert``
+        built from the checkpoint's config with ``encoder_kwargs``.
+    cache_dir : str, optional
+        Hugging Face cache folder for a hub id.
+    **encoder_kwargs
+        ``W2VBert`` options for the new encoder (e.g. ``mask_time_prob``).
+
+    Returns
+    -------
+    encoder : W2VBert
+    head : torch.nn.Linear
+        ``lm_head``, its rows reordered so that the blank is id 0.
+    tokenizer : CharTokenizer
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_w2vbert import TINY_CONFIG_DIR
+    >>> from speechbrain_w2vbert.lobe import W2VBert
+    >>> tok = CharTokenizer.build(["राम घर"])
+    >>> folder = save_hf_folder(tempfile.mkdtemp(), W2VBert(TINY_CONFIG_DIR, pretrained=False),
+    ...                         torch.nn.Linear(144, tok.vocab_size), tok)
+    >>> encoder, head, tokenizer = from_hf_ctc(folder)
+    >>> tokenizer.vocab == tok.vocab, head.out_features
+    (True, 7)
+    """
+    from transformers import AutoModelForCTC
+
+    hf = AutoModelForCTC.from_pretrained(source, **_load_kwargs(source, cache_dir))
+    base = getattr(hf, hf.base_model_prefix)
+    if encoder is None:
+        from speechbrain_w2vbert.lobe import W2VBert
+
+        if hf.config.model_type != "wav2vec2-bert":
+            raise ValueError(f"{source}: give an encoder for model type {hf.config.model_type!r}")
+        encoder = W2VBert(config=base.config.to_dict(), pretrained=False, **encoder_kwargs)
+    _unwrap(encoder).model.load_state_dict(base.state_dict())
+    tokenizer, order = hf_ctc_tokenizer(source, hf.lm_head.out_features, cache_dir)
+    head = torch.nn.Linear(hf.lm_head.in_features, hf.lm_head.out_features)
+    with torch.no_grad():
+        head.weight.copy_(hf.lm_head.weight[order])
+        head.bias.copy_(hf.lm_head.bias[order])
+    return encoder, head, tokenizer
+
+
+def write_model_card(folder: str, title: str, sections: dict) -> str:
+    """Write ``folder/README.md``: a title and one ``## heading`` per entry
+    of ``sections`` (text, or a dict shown as a two-column table).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = write_model_card(tempfile.mkdtemp(), "m", {"Results": {"test WER": "12.5%"}, "Command": "`x`"})
+    >>> print(open(path).read())
+    # m
+    <BLANKLINE>
+    ## Results
+    <BLANKLINE>
+    | | |
+    | --- | --- |
+    | test WER | 12.5% |
+    <BLANKLINE>
+    ## Command
+    <BLANKLINE>
+    `x`
+    <BLANKLINE>
+    """
+    lines = [f"# {title}", ""]
+    for heading, body in sections.items():
+        lines += [f"## {heading}", ""]
+        if isinstance(body, dict):
+            lines += ["| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in body.items()]
+        else:
+            lines.append(str(body))
+        lines.append("")
+    path = os.path.join(folder, "README.md")
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def _csv_summary(path: str) -> str:
+    """``N utterances, H h`` of a SpeechBrain CSV with a ``duration`` column."""
+    import csv
+
+    if not os.path.isfile(path):
+        return "n/a"
+    with open(path, encoding="utf-8", newline="") as f:
+        durations = [float(row["duration"]) for row in csv.DictReader(f)]
+    seconds = sum(durations)
+    amount = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+    return f"{len(durations)} utterances, {amount}"
+
+
+def recipe_model_card(hparams: dict, test_stats: Optional[dict], command: list) -> str:
+    """The model card (``README.md``) of the recipe's inference folder: data,
+    split, test metrics, initialisation and the command that trained it.
+
+    Arguments
+    ---------
+    hparams : dict
+        The recipe's loaded hyperparameters.
+    test_stats : dict, optional
+        ``{"WER", "CER", "loss"}`` of the test set.
+    command : list of str
+        The training command line.
+    """
+    import shlex
+
+    data = {
+        "data folder": f"`{hparams.get('data_folder')}`",
+        "split": f"{hparams.get('split')} {hparams.get('split_ratio')} (train/dev/test %)",
+    }
+    for split in ("train", "dev", "test"):
+        data[split] = _csv_summary(hparams[f"{split}_csv"])
+    results = {"test WER": "n/a", "test CER": "n/a"}
+    if test_stats:
+        results = {"test WER": f"{test_stats['WER']:.2f}%", "test CER": f"{test_stats['CER']:.2f}%"}
+    init = hparams.get("init_from_hf") or (
+        f"{hparams.get('encoder_source')} (pretrained: {hparams.get('encoder_pretrained', True)})")
+    sections = {
+        "Model": f"{type(_unwrap(hparams['encoder'])).__name__} encoder + linear CTC head, greedy decoding, "
+                 f"{hparams['tokenizer_type']} tokenizer. Initialised from {init}; "
+                 f"{hparams['number_of_epochs']} epochs.",
+        "Data": data,
+        "Results (best dev checkpoint)": results,
+        "Command": "```\npython " + " ".join(shlex.quote(c) for c in command) + "\n```",
+        "Use": "```python\nfrom speechbrain.inference.ASR import EncoderASR\n"
+               "asr = EncoderASR.from_hparams(source=\"<this folder>\", savedir=\"pretrained\")\n"
+               "asr.transcribe_file(\"utterance.flac\")\n```\n\nor `w2vbert-asr transcribe <this folder> FILE...`",
+    }
+    return write_model_card(hparams["inference_folder"], "w2v-BERT 2.0 CTC speech recognition (OpenSLR 54 recipe)",
+                            sections)

@@ -1,0 +1,352 @@
+"""Transcribing real recordings with an ``EncoderASR`` model: audio of any
+format, rate and channel count, batches of short files, long files in
+overlapping chunks, and word timestamps from the CTC frames.
+
+Long files are cut as transformers' CTC pipeline does with
+``chunk_length_s`` / ``stride_length_s``: each chunk of ``chunk`` seconds
+overlaps its neighbours by ``stride`` seconds on each side; the frames of
+those strides are dropped, the kept frames of all chunks are concatenated
+into the frame sequence of the whole file, and that sequence is decoded
+once (so a word at a chunk border is neither split nor repeated). Chunk
+starts fall on the encoder's frame grid (320 samples = 20 ms for w2v-BERT
+2.0), so the kept frames of neighbouring chunks tile the file exactly. The
+encoder only ever sees chunk-sized inputs, ``batch_size`` chunks at a time.
+
+Example
+-------
+>>> spans = chunk_spans(16000 * 50, chunk=16000 * 20, stride=16000 * 4, frame=320)
+>>> [(s.start / 16000, s.end / 16000, s.keep_from, s.keep_to) for s in spans]
+[(0.0, 20.0, 0, 800), (12.0, 32.0, 200, 800), (24.0, 44.0, 200, 800), (36.0, 50.0, 200, None)]
+>>> words = word_timestamps([0, 5, 5, 0, 6, 2, 2, 7, 0, 0], ["", "[UNK]", "|", "क", "ख", "र", "म", "घ"],
+...                         seconds_per_frame=0.02)
+>>> words
+[{'word': 'रम', 'start': 0.02, 'end': 0.1}, {'word': 'घ', 'start': 0.14, 'end': 0.16}]
+>>> print(to_srt(words))
+1
+00:00:00,020 --> 00:00:00,100
+रम
+<BLANKLINE>
+2
+00:00:00,140 --> 00:00:00,160
+घ
+<BLANKLINE>
+
+Authors: speechbrain-w2vbert contributors
+"""
+
+import math
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+__all__ = [
+    "AudioError",
+    "MIN_SAMPLES",
+    "read_audio",
+    "Span",
+    "chunk_spans",
+    "samples_per_frame",
+    "token_strings",
+    "word_timestamps",
+    "Transcriber",
+    "to_srt",
+]
+
+#: Fewest 16 kHz samples a file must have (35 ms: one w2v-BERT frame).
+MIN_SAMPLES = 560
+
+
+class AudioError(ValueError):
+    """A file that cannot be transcribed (unreadable, empty, too short)."""
+
+
+def read_audio(path: str, sample_rate: int = 16000) -> torch.Tensor:
+    """Read any file soundfile reads, down-mixed to mono and resampled.
+
+    Arguments
+    ---------
+    path : str
+        Audio file (WAV, FLAC, OGG, MP3... whatever libsndfile reads).
+    sample_rate : int
+        Target rate in Hz.
+
+    Returns
+    -------
+    torch.Tensor
+        1-D float32 waveform in [-1, 1].
+
+    Raises
+    ------
+    AudioError
+        The file is unreadable, empty or shorter than :data:`MIN_SAMPLES`.
+
+    Example
+    -------
+    >>> import os, tempfile, soundfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "stereo.wav")
+    >>> soundfile.write(path, torch.zeros(8000, 2).numpy(), 8000)
+    >>> read_audio(path).shape
+    torch.Size([16000])
+    >>> soundfile.write(path, torch.zeros(100, 1).numpy(), 8000)
+    >>> read_audio(path)
+    Traceback (most recent call last):
+    ...
+    speechbrain_w2vbert.transcribe.AudioError: too short: 0.013 s (200 samples at 16000 Hz; at least 560 needed)
+    """
+    import soundfile
+    import torchaudio
+
+    try:
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except Exception as error:  # libsndfile's errors are of several types
+        raise AudioError(f"unreadable: {error}") from None
+    if data.shape[0] == 0:
+        raise AudioError("empty: no audio samples")
+    wav = torch.from_numpy(data).mean(dim=1)
+    if rate != sample_rate:
+        wav = torchaudio.functional.resample(wav, rate, sample_rate)
+    if wav.shape[0] < MIN_SAMPLES:
+        raise AudioError(
+            f"too short: {wav.shape[0] / sample_rate:.3f} s ({wav.shape[0]} samples at {sample_rate} Hz; "
+            f"at least {MIN_SAMPLES} needed)"
+        )
+    return wav
+
+
+@dataclass
+class Span:
+    """One chunk: samples ``[start, end)`` of the file, and the range
+    ``[keep_from, keep_to)`` of its output frames that is kept
+    (``keep_to=None``: up to its last frame)."""
+
+    start: int
+    end: int
+    keep_from: int
+    keep_to: Optional[int]
+
+
+def chunk_spans(num_samples: int, chunk: int, stride: int, frame: int) -> List[Span]:
+    """Cut ``num_samples`` into overlapping chunks on the frame grid.
+
+    Arguments
+    ---------
+    num_samples : int
+        Length of the file.
+    chunk : int
+        Chunk length in samples.
+    stride : int
+        Context on each side of a chunk whose frames are dropped, in
+        samples (the first chunk has none on the left, the last none on
+        the right); ``chunk > 2 * stride``.
+    frame : int
+        Samples per output frame; chunk, stride and starts are rounded to
+        multiples of it.
+
+    Returns
+    -------
+    list of Span
+        One span for a file no longer than a chunk.
+    """
+    chunk, stride = (chunk // frame) * frame, (stride // frame) * frame
+    if stride < frame or chunk <= 2 * stride:
+        raise ValueError(
+            f"need chunk > 2 x stride and stride >= one frame, got chunk {chunk} and stride {stride} samples"
+        )
+    step = chunk - 2 * stride
+    spans, start = [], 0
+    while True:
+        end = min(start + chunk, num_samples)
+        keep_from = 0 if start == 0 else stride // frame
+        if end == num_samples:
+            spans.append(Span(start, end, keep_from, None))
+            return spans
+        spans.append(Span(start, end, keep_from, (chunk - stride) // frame))
+        start += step
+
+
+def samples_per_frame(encoder_config) -> int:
+    """Input samples per output frame of an encoder, from its HF config:
+    the product of the convolutional strides (wav2vec 2.0 family) or 320
+    (w2v-BERT 2.0: 10 ms features stacked by 2), times the adapter's strides.
+
+    Example
+    -------
+    >>> from transformers import Wav2Vec2BertConfig
+    >>> samples_per_frame(Wav2Vec2BertConfig()), samples_per_frame(Wav2Vec2BertConfig(add_adapter=True))
+    (320, 640)
+    """
+    strides = getattr(encoder_config, "conv_stride", None)
+    frame = math.prod(strides) if strides else 320
+    if getattr(encoder_config, "add_adapter", False):
+        frame *= getattr(encoder_config, "adapter_stride", 2) ** getattr(encoder_config, "num_adapter_layers", 1)
+    return frame
+
+
+def token_strings(tokenizer) -> List[str]:
+    """Text of each id for word timestamps: ``""`` for the blank, ``"|"``
+    before a new word; SentencePiece pieces with ``▁`` as ``"|"`` + piece."""
+    if hasattr(tokenizer, "tokens"):  # CharTokenizer
+        return ["" if i == tokenizer.blank_index else t for i, t in enumerate(tokenizer.tokens)]
+    pieces = [tokenizer.sp.id_to_piece(i) for i in range(tokenizer.sp.get_piece_size())]
+    return [""] + ["|" + p[1:] if p.startswith("\u2581") else p for p in pieces]
+
+
+def word_timestamps(frame_ids: Sequence[int], tokens: Sequence[str], seconds_per_frame: float,
+                    offset: float = 0.0) -> List[Dict]:
+    """Words with start and end times from greedy CTC frame ids.
+
+    A token starts at the first frame of its run of repeated ids and ends
+    after its last; a word runs from its first token's start to its last
+    token's end; ``|`` (or a SentencePiece ``▁``) separates words.
+
+    Arguments
+    ---------
+    frame_ids : sequence of int
+        Argmax id of every frame.
+    tokens : sequence of str
+        :func:`token_strings` of the tokenizer.
+    seconds_per_frame : float
+        Frame period (0.02 for w2v-BERT 2.0 without adapter).
+    offset : float
+        Time of frame 0, in seconds.
+
+    Returns
+    -------
+    list of dict
+        ``{"word", "start", "end"}``, times in seconds rounded to 1 ms.
+    """
+    words, current, frame = [], None, 0
+    for token_id, run in groupby(frame_ids):
+        length = len(list(run))
+        text = tokens[token_id]
+        if text:
+            if text.startswith("|"):
+                current, text = None, text[1:]
+            if text and current is None:
+                current = {"word": "", "start": frame, "end": frame}
+                words.append(current)
+            if current is not None:
+                current["word"] += text
+                current["end"] = frame + length
+        frame += length
+    return [
+        {"word": w["word"], "start": round(offset + w["start"] * seconds_per_frame, 3),
+         "end": round(offset + w["end"] * seconds_per_frame, 3)}
+        for w in words
+    ]
+
+
+def _srt_time(seconds: float) -> str:
+    millis = int(round(seconds * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
+
+
+def to_srt(words: Sequence[Dict], words_per_cue: int = 1) -> str:
+    """SubRip subtitles: one cue per ``words_per_cue`` words."""
+    cues = []
+    for n, i in enumerate(range(0, len(words), words_per_cue), start=1):
+        group = words[i:i + words_per_cue]
+        text = " ".join(w["word"] for w in group)
+        cues.append(f"{n}\n{_srt_time(group[0]['start'])} --> {_srt_time(group[-1]['end'])}\n{text}\n")
+    return "\n".join(cues)
+
+
+class Transcriber:
+    """Transcribes waveforms with an ``EncoderASR`` whose ``encode_batch``
+    returns blank-masked CTC log-probabilities (the folders written by
+    :func:`speechbrain_w2vbert.export.export_inference_folder`).
+
+    Arguments
+    ---------
+    asr : speechbrain.inference.ASR.EncoderASR
+        The loaded model.
+    chunk_length : float
+        Seconds per chunk; longer files are chunked (default 20).
+    stride_length : float
+        Seconds of context dropped on each side of a chunk (default 4).
+    batch_size : int
+        Files (short ones) or chunks (long ones) per forward pass.
+    progress : bool or None
+        Progress bar over the chunks of a long file (None: only on a terminal).
+    """
+
+    def __init__(self, asr, chunk_length: float = 20.0, stride_length: float = 4.0, batch_size: int = 8,
+                 progress: Optional[bool] = None):
+        self.asr = asr
+        self.sample_rate = int(getattr(asr.hparams, "sample_rate", 16000))
+        encoder = getattr(asr.mods.encoder, "encoder", None)  # W2VBertCTC's encoder lobe
+        self.frame = samples_per_frame(encoder.model.config) if hasattr(encoder, "model") else 320
+        self.seconds_per_frame = self.frame / self.sample_rate
+        self.chunk = int(chunk_length * self.sample_rate)
+        self.stride = int(stride_length * self.sample_rate)
+        chunk_spans(self.chunk + 1, self.chunk, self.stride, self.frame)  # validates the lengths
+        self.batch_size = batch_size
+        self.progress = progress
+        self.tokens = token_strings(asr.tokenizer)
+
+    def read(self, path: str) -> torch.Tensor:
+        """:func:`read_audio` at the model's rate."""
+        return read_audio(path, self.sample_rate)
+
+    @torch.no_grad()
+    def _log_probs(self, wavs: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Log-probabilities [T, V] of each waveform, batched and padded
+        (frames past a waveform's end are blanks, see ``W2VBertCTC``)."""
+        longest = max(w.shape[0] for w in wavs)
+        batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
+        lens = torch.tensor([w.shape[0] / longest for w in wavs])
+        return list(self.asr.encode_batch(batch, lens).cpu())
+
+    @torch.no_grad()
+    def frame_log_probs(self, wav: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities [T, V] of one file, chunked if longer than a chunk."""
+        from tqdm import tqdm
+
+        spans = chunk_spans(wav.shape[0], self.chunk, self.stride, self.frame)
+        if len(spans) == 1:
+            return self._log_probs([wav])[0]
+        # Full-length chunks are batched; the shorter last one runs alone (no padding).
+        groups = [spans[:-1][i:i + self.batch_size] for i in range(0, len(spans) - 1, self.batch_size)]
+        groups.append(spans[-1:])
+        kept = []
+        disable = None if self.progress is None else not self.progress  # None: only on a terminal
+        with tqdm(total=len(spans), unit="chunk", disable=disable, leave=False) as bar:
+            for group in groups:
+                outs = self._log_probs([wav[s.start:s.end] for s in group])
+                kept.extend(out[s.keep_from:s.keep_to] for s, out in zip(group, outs))
+                bar.update(len(group))
+        return torch.cat(kept)
+
+    def decode(self, log_probs: torch.Tensor, timestamps: bool = False) -> Dict:
+        """Greedy text (as ``EncoderASR.transcribe_batch`` gives it), and the
+        words with times if ``timestamps``."""
+        from speechbrain_w2vbert.tokenizer import collapse_ctc
+
+        frame_ids = log_probs.argmax(-1).tolist()
+        tokenizer = self.asr.tokenizer
+        result = {"text": tokenizer.decode_ids(collapse_ctc(frame_ids, tokenizer.blank_index))}
+        if timestamps:
+            result["words"] = word_timestamps(frame_ids, self.tokens, self.seconds_per_frame)
+        return result
+
+    def transcribe_waveforms(self, wavs: Sequence[torch.Tensor], timestamps: bool = False) -> List[Dict]:
+        """Transcribe waveforms (at the model's rate): short ones batched by
+        length, long ones chunked. Returns one dict per waveform, in order:
+        ``text``, ``duration`` (s) and, with ``timestamps``, ``words``."""
+        results = [None] * len(wavs)
+        short = sorted((i for i, w in enumerate(wavs) if w.shape[0] <= self.chunk), key=lambda i: wavs[i].shape[0])
+        for start in range(0, len(short), self.batch_size):
+            ids = short[start:start + self.batch_size]
+            for i, lp in zip(ids, self._log_probs([wavs[i] for i in ids])):
+                results[i] = self.decode(lp, timestamps)
+        for i, wav in enumerate(wavs):
+            if results[i] is None:
+                results[i] = self.decode(self.frame_log_probs(wav), timestamps)
+        for i, wav in enumerate(wavs):
+            results[i]["duration"] = round(wav.shape[0] / self.sample_rate, 3)
+        return results

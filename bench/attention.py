@@ -21,18 +21,11 @@ import subprocess
 import sys
 import time
 
+from common import rss_mb
+
 #: transformers' eager and sdpa (unmodified Wav2Vec2BertModel) and ours.
 IMPLEMENTATIONS = ["eager", "sdpa", "sdpa_bucketed"]
 FRAMES = [500, 1500]  # 20 ms frames: 10 s and 30 s
-
-
-def rss_mb(field):
-    """A memory field of /proc/self/status in MB (VmRSS, VmHWM)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(field)
 
 
 def worker(args):

@@ -32,7 +32,6 @@ import tempfile
 import time
 import zipfile
 
-import numpy as np
 import soundfile as sf
 import torch
 

@@ -33,6 +33,8 @@ import subprocess
 import sys
 import time
 
+from common import rss_mb
+
 import numpy as np
 
 SAMPLE_RATE = 16000
@@ -127,15 +129,6 @@ def training_flops(config, frames_per_utterance):
     frames = sum(frames_per_utterance)
     attention = sum(12 * config.num_hidden_layers * config.hidden_size * t * t for t in frames_per_utterance)
     return 6 * params * frames + attention
-
-
-def rss_mb(field):
-    """A memory field of /proc/self/status in MB (VmRSS, VmHWM)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(field)
 
 
 def worker(args):

@@ -12,11 +12,11 @@ Authors: speechbrain-w2vbert contributors
 
 import logging
 import os
-from typing import Optional, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
+from transformers import PretrainedConfig, Wav2Vec2BertConfig, Wav2Vec2BertModel
 
 from speechbrain_w2vbert.attention import use_bucketed_attention
 from speechbrain_w2vbert.features import SeamlessFbank
@@ -88,6 +88,62 @@ def build_model(
     if attn_implementation == BUCKETED:
         use_bucketed_attention(model)
     return model
+
+
+def resolve_config(
+    source: Optional[str],
+    config: Optional[Union[dict, PretrainedConfig]],
+    pretrained: bool,
+    save_path: Optional[str],
+    revision: Optional[str],
+    owner: str,
+    from_dict: Callable[[dict], PretrainedConfig],
+    from_pretrained: Callable[..., PretrainedConfig],
+) -> Tuple[PretrainedConfig, str, dict]:
+    """The model config of an encoder lobe, from its ``source`` or given.
+
+    The contract every lobe of this package shares: ``source`` is a hub id
+    or a local folder (read with ``local_files_only``: no network), or
+    ``config`` (a dict or config object, copied) gives the architecture
+    itself, which has no weights (``pretrained`` must be False).
+
+    Arguments
+    ---------
+    source, config, pretrained, save_path, revision
+        The lobe's arguments of these names.
+    owner : str
+        The lobe's name, for error messages.
+    from_dict : callable
+        Builds a config from a dict.
+    from_pretrained : callable
+        Loads a config from a hub id or folder (with ``**load_kwargs``).
+
+    Returns
+    -------
+    config : PretrainedConfig
+        A config of the caller's own (safe to modify).
+    source : str
+        ``source``, or a description of the given config for messages.
+    load_kwargs : dict
+        Keyword arguments for the model's ``from_pretrained``.
+
+    Example
+    -------
+    >>> from speechbrain_w2vbert import TINY_CONFIG_DIR
+    >>> config, name, kwargs = resolve_config(TINY_CONFIG_DIR, None, False, None, None, "W2VBert",
+    ...     Wav2Vec2BertConfig.from_dict, Wav2Vec2BertConfig.from_pretrained)
+    >>> config.hidden_size, kwargs
+    (144, {'local_files_only': True})
+    """
+    if config is not None:
+        if pretrained:
+            raise ValueError(f"{owner}: a config alone has no weights; set pretrained=False (or give a source)")
+        return from_dict(config if isinstance(config, dict) else config.to_dict()), source or "the given config", {}
+    if source is None:
+        raise ValueError(f"{owner} needs a source (hub id or folder) or a config")
+    local = os.path.isdir(source)
+    load_kwargs = {"local_files_only": True} if local else {"cache_dir": save_path, "revision": revision}
+    return from_pretrained(source, **load_kwargs), source, load_kwargs
 
 
 class W2VBert(torch.nn.Module):
@@ -207,17 +263,10 @@ class W2VBert(torch.nn.Module):
         if output_layer is not None:
             overrides["num_hidden_layers"] = output_layer
 
-        if config is not None:
-            if pretrained:
-                raise ValueError("W2VBert: a config alone has no weights; set pretrained=False (or give a source)")
-            config = Wav2Vec2BertConfig.from_dict(config) if isinstance(config, dict) else config.__class__.from_dict(config.to_dict())
-            source = source or "the given config"
-        elif source is None:
-            raise ValueError("W2VBert needs a source (hub id or folder) or a config")
-        else:
-            local = os.path.isdir(source)
-            load_kwargs = {"local_files_only": True} if local else {"cache_dir": save_path, "revision": revision}
-            config = Wav2Vec2BertConfig.from_pretrained(source, **load_kwargs)
+        config, source, load_kwargs = resolve_config(
+            source, config, pretrained, save_path, revision, "W2VBert", Wav2Vec2BertConfig.from_dict,
+            Wav2Vec2BertConfig.from_pretrained,
+        )
         self._apply_overrides(config, overrides, source)
         if pretrained:
             self.model = build_model(config, attn_implementation, source, **load_kwargs)

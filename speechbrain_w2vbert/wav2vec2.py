@@ -29,14 +29,14 @@ Authors: speechbrain-w2vbert contributors
 
 import json
 import os
-from typing import Optional, Tuple, Union
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from speechbrain_w2vbert.lobe import W2VBert
+from speechbrain_w2vbert.lobe import W2VBert, resolve_config
 
 __all__ = ["Wav2Vec2Encoder", "TINY_CONFIG_DIRS", "normalize_waveforms"]
 
@@ -208,19 +208,12 @@ class Wav2Vec2Encoder(torch.nn.Module):
         super().__init__()
         arguments = locals()
         overrides = {name: arguments[name] for name in CONFIG_FIELDS if arguments[name] is not None}
-        if config is not None:
-            if pretrained:
-                raise ValueError("Wav2Vec2Encoder: a config alone has no weights; set pretrained=False")
-            config = _config_from_dict(config if isinstance(config, dict) else config.to_dict())
-            source = source or "the given config"
-            default_normalize = getattr(config, "do_normalize", True)
-        elif source is None:
-            raise ValueError("Wav2Vec2Encoder needs a source (hub id or folder) or a config")
-        else:
-            local = os.path.isdir(source)
-            load_kwargs = {"local_files_only": True} if local else {"cache_dir": save_path, "revision": revision}
-            config = AutoConfig.from_pretrained(source, **load_kwargs)
-            default_normalize = _source_do_normalize(source, load_kwargs)
+        given = config is not None
+        config, source, load_kwargs = resolve_config(
+            source, config, pretrained, save_path, revision, "Wav2Vec2Encoder", _config_from_dict,
+            AutoConfig.from_pretrained,
+        )
+        default_normalize = getattr(config, "do_normalize", True) if given else _source_do_normalize(source, load_kwargs)
         if normalize_wav is not None:
             overrides["do_normalize"] = normalize_wav
         elif not hasattr(config, "do_normalize"):

@@ -64,6 +64,10 @@ class SeamlessFbank(torch.nn.Module):
     eps : float
         Added to the variance before the square root in the per-bin
         normalisation (default 1e-7, the reference's value).
+    dtype : torch.dtype
+        Precision of the computation (default ``torch.float32``): float32 is
+        within 1e-3 of the reference (up to ~9e-4 measured), float64 within
+        ~3e-6 at about 2.2x the cost. The output is float32 either way.
     cpu_tile_frames : int
         On the CPU, the spectra are computed for about this many frames at a
         time (default 4096), which keeps intermediates small; the result does
@@ -101,6 +105,7 @@ class SeamlessFbank(torch.nn.Module):
         stride: int = 2,
         eps: float = 1e-7,
         cpu_tile_frames: int = 4096,
+        dtype: torch.dtype = torch.float32,
     ):
         super().__init__()
         self.sample_rate = sample_rate
@@ -108,6 +113,9 @@ class SeamlessFbank(torch.nn.Module):
         self.stride = stride
         self.eps = eps
         self.cpu_tile_frames = cpu_tile_frames
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"SeamlessFbank computes in float32 or float64, not {dtype}")
+        self.dtype = dtype
         mel_filters = mel_filter_bank(
             num_frequency_bins=self.FFT_LENGTH // 2 + 1,
             num_mel_filters=n_mels,
@@ -122,9 +130,9 @@ class SeamlessFbank(torch.nn.Module):
         # (257, n_mels) and (400,); buffers follow .to(device) but are not
         # saved in checkpoints: they are fixed by the arguments above.
         self.register_buffer(
-            "mel_filters", torch.from_numpy(np.asarray(mel_filters, dtype=np.float32)), persistent=False
+            "mel_filters", torch.from_numpy(np.asarray(mel_filters, dtype=np.float64)), persistent=False
         )
-        self.register_buffer("window", torch.from_numpy(np.asarray(window, dtype=np.float32)), persistent=False)
+        self.register_buffer("window", torch.from_numpy(np.asarray(window, dtype=np.float64)), persistent=False)
         # _compute folds each frame's DC removal into a global pre-emphasis,
         # which is exact only because the window ignores a frame's first sample.
         assert window[0] == 0.0, "the Povey window must start at 0"
@@ -155,7 +163,9 @@ class SeamlessFbank(torch.nn.Module):
         frames = torch.div(num_samples - self.FRAME_LENGTH, self.HOP_LENGTH, rounding_mode="floor") + 1
         return torch.div(frames.clamp(min=0), self.stride, rounding_mode="floor")
 
-    def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, wavs: torch.Tensor, wav_lens: torch.Tensor = None, dtype: torch.dtype = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Computes the normalised, stacked log-mel features of a padded batch.
 
         Arguments
@@ -166,6 +176,8 @@ class SeamlessFbank(torch.nn.Module):
             Relative lengths [B] in (0, 1] (SpeechBrain's convention); the
             valid samples of utterance ``i`` are ``round(wav_lens[i] * T)``.
             ``None`` means every utterance fills the tensor.
+        dtype : torch.dtype, optional
+            Compute in this precision for this call instead of ``self.dtype``.
 
         Returns
         -------
@@ -177,7 +189,7 @@ class SeamlessFbank(torch.nn.Module):
         """
         num_samples = self._check_inputs(wavs, wav_lens)
         with torch.autocast(device_type=wavs.device.type, enabled=False):
-            return self._compute(wavs.float(), num_samples)
+            return self._compute(wavs.to(dtype or self.dtype), num_samples)
 
     def _check_inputs(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> torch.Tensor:
         """Validates the batch; returns the valid sample count of each row."""
@@ -222,11 +234,12 @@ class SeamlessFbank(torch.nn.Module):
         buffer = frames.new_empty(batch, count, self.FFT_LENGTH)
         buffer[..., self.FRAME_LENGTH :].zero_()
         windowed = buffer[..., : self.FRAME_LENGTH]
-        torch.mul(frames, self.window, out=windowed)
-        windowed.addcmul_(offsets, self.window, value=-1.0)
+        window = self.window.to(frames.dtype)
+        torch.mul(frames, window, out=windowed)
+        windowed.addcmul_(offsets, window, value=-1.0)
         spectrum = torch.fft.rfft(buffer)  # [b, n, 257] complex
         power = spectrum.real.square().addcmul_(spectrum.imag, spectrum.imag)
-        return torch.matmul(power, self.mel_filters).clamp_(min=self.MEL_FLOOR).log_()
+        return torch.matmul(power, self.mel_filters.to(power.dtype)).clamp_(min=self.MEL_FLOOR).log_()
 
     @torch.no_grad()
     def _compute(self, wavs: torch.Tensor, num_samples: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -276,4 +289,4 @@ class SeamlessFbank(torch.nn.Module):
         feats = normed[:, : out_frames * self.stride].reshape(batch, out_frames, self.n_mels * self.stride)
         feat_frames = torch.div(valid_frames, self.stride, rounding_mode="floor")
         feats.masked_fill_((torch.arange(out_frames, device=wavs.device)[None, :] >= feat_frames[:, None]).unsqueeze(-1), 0.0)
-        return feats, feat_frames.float() / out_frames
+        return feats.float(), feat_frames.float() / out_frames

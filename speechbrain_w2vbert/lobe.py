@@ -215,6 +215,12 @@ class W2VBert(torch.nn.Module):
         The architecture itself, instead of a ``source`` (``pretrained``
         must then be False): lets an inference ``hyperparams.yaml`` carry
         the config inline and load the weights from a checkpoint.
+    frontend_precision : str
+        Precision of the SeamlessM4T features: ``"fp32"`` (within 1e-3 of
+        transformers' extractor, fastest), ``"fp64"`` (within ~3e-6, about
+        2.2x the frontend's cost, still small beside the encoder's), or
+        ``"auto"`` (default): fp32 in training, fp64 in eval mode, so that
+        inference agrees with transformers' own pipeline to the last digits.
 
     Example
     -------
@@ -256,6 +262,7 @@ class W2VBert(torch.nn.Module):
         output_norm: bool = False,
         revision: Optional[str] = None,
         config: Optional[Union[dict, Wav2Vec2BertConfig]] = None,
+        frontend_precision: str = "auto",
     ):
         super().__init__()
         arguments = locals()
@@ -273,6 +280,9 @@ class W2VBert(torch.nn.Module):
         else:
             self.model = build_model(config, attn_implementation)
 
+        if frontend_precision not in ("auto", "fp32", "fp64"):
+            raise ValueError(f"frontend_precision must be auto, fp32 or fp64, not {frontend_precision!r}")
+        self.frontend_precision = frontend_precision
         self.frontend = SeamlessFbank()
         feature_dim = self.frontend.n_mels * self.frontend.stride
         if config.feature_projection_input_dim != feature_dim:
@@ -386,7 +396,8 @@ class W2VBert(torch.nn.Module):
         return self._encode(wavs, wav_lens, return_lengths)
 
     def _encode(self, wavs, wav_lens, return_lengths):
-        feats, feat_lens = self.frontend(wavs, wav_lens)  # [B, T', 160] fp32
+        exact = self.frontend_precision == "fp64" or (self.frontend_precision == "auto" and not self.training)
+        feats, feat_lens = self.frontend(wavs, wav_lens, torch.float64 if exact else torch.float32)  # [B, T', 160] fp32
         num_frames = feats.shape[1]
         valid = torch.round(feat_lens * num_frames).long()
         attention_mask = torch.arange(num_frames, device=feats.device)[None, :] < valid[:, None]  # [B, T']

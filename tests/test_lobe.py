@@ -208,3 +208,22 @@ def test_config_instead_of_source(mixed_batch):
         W2VBert(config=config)
     with pytest.raises(ValueError, match="needs a source"):
         W2VBert(pretrained=False)
+
+
+def test_frontend_precision_follows_the_mode(monkeypatch):
+    encoder = build()
+    seen = []
+    original = encoder.frontend.forward
+    monkeypatch.setattr(encoder.frontend, "forward", lambda *a, **k: seen.append(a[2]) or original(*a, **k))
+    wav = torch.randn(1, 8000) * 0.1
+    encoder.train()(wav)
+    encoder.eval()(wav)
+    assert seen == [torch.float32, torch.float64]
+    seen.clear()
+    fixed = build(frontend_precision="fp32").eval()
+    fixed_original = fixed.frontend.forward
+    monkeypatch.setattr(fixed.frontend, "forward", lambda *a, **k: seen.append(a[2]) or fixed_original(*a, **k))
+    fixed(wav)
+    assert seen == [torch.float32]
+    with pytest.raises(ValueError, match="frontend_precision"):
+        build(frontend_precision="bf16")

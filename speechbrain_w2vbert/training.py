@@ -12,10 +12,10 @@ import random
 from typing import Dict, Iterable, Tuple
 
 import numpy as np
-import soundfile
 import torch
-from speechbrain.dataio.preprocess import AudioNormalizer
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
+
+from speechbrain_w2vbert.transcribe import AudioError, read_audio
 
 __all__ = ["step_seed", "seed_step", "Counters", "grads_are_finite", "AudioReader"]
 
@@ -140,9 +140,10 @@ class AudioReader:
     """Reads an audio file as a mono float waveform at ``sample_rate``;
     an unreadable file becomes silence, with a warning naming it.
 
-    Down-mixing and resampling use SpeechBrain's ``AudioNormalizer``, the
-    same one ``EncoderASR.load_audio`` uses, so training and inference read
-    audio identically.
+    Reading, down-mixing and resampling are
+    :func:`speechbrain_w2vbert.transcribe.read_audio`'s (SpeechBrain's
+    ``AudioNormalizer``, as ``EncoderASR.load_audio``), so training, the CLI
+    and inference read audio identically.
 
     Arguments
     ---------
@@ -159,11 +160,10 @@ class AudioReader:
 
     def __init__(self, sample_rate: int = 16000):
         self.sample_rate = sample_rate
-        self.normalizer = AudioNormalizer(sample_rate=sample_rate, mix="avg-to-mono")
 
     def __call__(self, path: str, duration: float) -> Tuple[torch.Tensor, bool]:
         """Return ``(waveform [T], True)``, or ``(zeros of duration, False)``
-        when the file cannot be read.
+        when the file cannot be read (or is too short for the frontend).
 
         Arguments
         ---------
@@ -178,10 +178,7 @@ class AudioReader:
         readable : bool
         """
         try:
-            data, rate = soundfile.read(path, dtype="float32", always_2d=True)  # [T, C]
-            if data.shape[0] == 0:
-                raise ValueError("no samples")
-            return self.normalizer(torch.from_numpy(data), rate), True
-        except Exception as err:  # any decoder error: skip, never crash training
+            return read_audio(path, self.sample_rate), True
+        except AudioError as err:  # never crash training on one file
             logger.warning("unreadable audio file %s (%s): left out of the loss", path, err)
             return torch.zeros(max(1, int(round(duration * self.sample_rate)))), False

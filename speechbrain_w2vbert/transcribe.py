@@ -34,6 +34,7 @@ Example
 Authors: speechbrain-w2vbert contributors
 """
 
+import functools
 import math
 from dataclasses import dataclass
 from itertools import groupby
@@ -58,12 +59,24 @@ __all__ = [
 MIN_SAMPLES = 560
 
 
+@functools.lru_cache(maxsize=None)
+def _normalizer(sample_rate: int):
+    """SpeechBrain's ``AudioNormalizer`` (average to mono, resample), the one
+    ``EncoderASR.load_audio`` uses; it caches its resamplers, so one per rate."""
+    from speechbrain.dataio.preprocess import AudioNormalizer
+
+    return AudioNormalizer(sample_rate=sample_rate, mix="avg-to-mono")
+
+
 class AudioError(ValueError):
     """A file that cannot be transcribed (unreadable, empty, too short)."""
 
 
 def read_audio(path: str, sample_rate: int = 16000) -> torch.Tensor:
     """Read any file soundfile reads, down-mixed to mono and resampled.
+
+    Training (:class:`speechbrain_w2vbert.training.AudioReader`), the CLI and
+    the tests all read audio through this one function.
 
     Arguments
     ---------
@@ -96,17 +109,14 @@ def read_audio(path: str, sample_rate: int = 16000) -> torch.Tensor:
     speechbrain_w2vbert.transcribe.AudioError: too short: 0.013 s (200 samples at 16000 Hz; at least 560 needed)
     """
     import soundfile
-    import torchaudio
 
     try:
-        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)  # [T, C]
     except Exception as error:  # libsndfile's errors are of several types
         raise AudioError(f"unreadable: {error}") from None
     if data.shape[0] == 0:
         raise AudioError("empty: no audio samples")
-    wav = torch.from_numpy(data).mean(dim=1)
-    if rate != sample_rate:
-        wav = torchaudio.functional.resample(wav, rate, sample_rate)
+    wav = _normalizer(sample_rate)(torch.from_numpy(data), rate)
     if wav.shape[0] < MIN_SAMPLES:
         raise AudioError(
             f"too short: {wav.shape[0] / sample_rate:.3f} s ({wav.shape[0]} samples at {sample_rate} Hz; "

@@ -335,11 +335,8 @@ class Transcriber:
     def decode(self, log_probs: torch.Tensor, timestamps: bool = False) -> Dict:
         """Greedy text (as ``EncoderASR.transcribe_batch`` gives it), and the
         words with times if ``timestamps``."""
-        from speechbrain_w2vbert.tokenizer import collapse_ctc
-
         frame_ids = log_probs.argmax(-1).tolist()
-        tokenizer = self.asr.tokenizer
-        result = {"text": tokenizer.decode_ids(collapse_ctc(frame_ids, tokenizer.blank_index))}
+        result = {"text": self.asr.tokenizer.decode_ctc(frame_ids)}
         if timestamps:
             result["words"] = word_timestamps(frame_ids, self.tokens, self.seconds_per_frame)
         return result

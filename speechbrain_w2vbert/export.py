@@ -29,6 +29,7 @@ from typing import Optional, Union
 import torch
 import yaml
 
+from speechbrain_w2vbert.lobe import hub_load_kwargs
 from speechbrain_w2vbert.tokenizer import (PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER, CharTokenizer,
                                            SentencePieceCTCTokenizer)
 
@@ -306,11 +307,6 @@ def save_hf_folder(folder: str, encoder: torch.nn.Module, head: torch.nn.Linear,
     return folder
 
 
-def _load_kwargs(source: str, cache_dir: Optional[str]) -> dict:
-    """``from_pretrained`` options: a local folder never touches the network."""
-    return {"local_files_only": True} if os.path.isdir(source) else {"cache_dir": cache_dir}
-
-
 def hf_ctc_tokenizer(source: str, num_labels: int, cache_dir: Optional[str] = None):
     """A :class:`CharTokenizer` for a transformers CTC checkpoint's
     ``Wav2Vec2CTCTokenizer``, and the order of the checkpoint's label ids in it.
@@ -328,7 +324,7 @@ def hf_ctc_tokenizer(source: str, num_labels: int, cache_dir: Optional[str] = No
     """
     from transformers import Wav2Vec2CTCTokenizer
 
-    hf_tok = Wav2Vec2CTCTokenizer.from_pretrained(source, **_load_kwargs(source, cache_dir))
+    hf_tok = Wav2Vec2CTCTokenizer.from_pretrained(source, **hub_load_kwargs(source, cache_dir))
     by_id = {i: t for t, i in hf_tok.get_vocab().items() if i < num_labels}
     if sorted(by_id) != list(range(num_labels)):
         raise ValueError(f"{source}: the vocabulary does not cover the {num_labels} CTC labels")
@@ -382,7 +378,7 @@ def from_hf_ctc(source: str, encoder: Optional[torch.nn.Module] = None, cache_di
     """
     from transformers import AutoModelForCTC
 
-    hf = AutoModelForCTC.from_pretrained(source, **_load_kwargs(source, cache_dir))
+    hf = AutoModelForCTC.from_pretrained(source, **hub_load_kwargs(source, cache_dir))
     base = getattr(hf, hf.base_model_prefix)
     if encoder is None:
         from speechbrain_w2vbert.lobe import W2VBert

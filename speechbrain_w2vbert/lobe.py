@@ -21,7 +21,7 @@ from transformers import PretrainedConfig, Wav2Vec2BertConfig, Wav2Vec2BertModel
 from speechbrain_w2vbert.attention import use_bucketed_attention
 from speechbrain_w2vbert.features import SeamlessFbank
 
-__all__ = ["W2VBert", "build_model"]
+__all__ = ["W2VBert", "build_model", "hub_load_kwargs", "resolve_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,34 @@ def build_model(
     return model
 
 
+def hub_load_kwargs(source: str, cache_dir: Optional[str] = None, revision: Optional[str] = None) -> dict:
+    """``from_pretrained`` options for ``source``: a local folder is read with
+    ``local_files_only`` (never the network); a hub id gets the cache folder
+    and revision.
+
+    Arguments
+    ---------
+    source : str
+        Hub id or local folder.
+    cache_dir : str, optional
+        Hugging Face cache folder for a hub id.
+    revision : str, optional
+        Hub revision for a hub id.
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> hub_load_kwargs("facebook/w2v-bert-2.0", "cache")
+    {'cache_dir': 'cache', 'revision': None}
+    """
+    if os.path.isdir(source):
+        return {"local_files_only": True}
+    return {"cache_dir": cache_dir, "revision": revision}
+
+
 def resolve_config(
     source: Optional[str],
     config: Optional[Union[dict, PretrainedConfig]],
@@ -141,8 +169,7 @@ def resolve_config(
         return from_dict(config if isinstance(config, dict) else config.to_dict()), source or "the given config", {}
     if source is None:
         raise ValueError(f"{owner} needs a source (hub id or folder) or a config")
-    local = os.path.isdir(source)
-    load_kwargs = {"local_files_only": True} if local else {"cache_dir": save_path, "revision": revision}
+    load_kwargs = hub_load_kwargs(source, save_path, revision)
     return from_pretrained(source, **load_kwargs), source, load_kwargs
 
 

@@ -55,7 +55,9 @@ def load_model(model: str, target_lang: str, device: str):
     """
     from transformers import AutoProcessor, Wav2Vec2ForCTC
 
-    kwargs = {"local_files_only": True} if os.path.isdir(model) else {}
+    from speechbrain_w2vbert.lobe import hub_load_kwargs
+
+    kwargs = hub_load_kwargs(model)
     processor = AutoProcessor.from_pretrained(model, **kwargs)
     processor.tokenizer.set_target_lang(target_lang)
     ctc = Wav2Vec2ForCTC.from_pretrained(model, target_lang=target_lang, ignore_mismatched_sizes=True, **kwargs)

@@ -14,6 +14,7 @@ import torch
 import yaml
 from hyperpyyaml import load_hyperpyyaml
 
+from speechbrain_w2vbert.hparams import compose_hparams
 from speechbrain_w2vbert.wav2vec2 import TINY_CONFIG_DIRS, Wav2Vec2Encoder
 from tests.test_recipe import ROOT, data  # noqa: F401  (the sliced sample corpus fixture)
 
@@ -67,7 +68,7 @@ def test_hparams_file_composes_and_instantiates(name, tmp_path):
     assert set(own) == {"base", "output_folder", "encoder_source"} and own["encoder_source"] == hub_id
     overrides = {"data_folder": str(tmp_path), "encoder_source": TINY_CONFIG_DIRS[tiny],
                  "encoder_pretrained": False, "output_folder": str(tmp_path / "out")}
-    hparams = load_hyperpyyaml(train.compose_hparams(path), overrides)
+    hparams = load_hyperpyyaml(compose_hparams(path), overrides)
     encoder = hparams["encoder"]
     assert isinstance(encoder, Wav2Vec2Encoder) and type(encoder.model).__name__ == model_class
     assert hparams["checkpointer"].recoverables["encoder"] is encoder
@@ -79,7 +80,7 @@ def test_hparams_file_composes_and_instantiates(name, tmp_path):
 
 def test_the_w2vbert_files_have_no_base():
     for name in ("w2vbert_ctc.yaml", "w2vbert_ctc_tiny.yaml"):
-        assert train.compose_hparams(os.path.join(HPARAMS, name)) is None
+        assert compose_hparams(os.path.join(HPARAMS, name)) is None
 
 
 @pytest.mark.parametrize(

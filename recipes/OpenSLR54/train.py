@@ -35,6 +35,7 @@ from speechbrain.dataio.sampler import DynamicBatchSampler
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from speechbrain_w2vbert.ctc import ctc_log_probs, ctc_loss, greedy_decode, mask_padding_to_blank
+from speechbrain_w2vbert.hparams import compose_hparams
 from speechbrain_w2vbert.text import normalize_nepali
 from speechbrain_w2vbert.tokenizer import build_tokenizer
 from speechbrain_w2vbert.training import AudioReader, grads_are_finite, seed_step
@@ -293,56 +294,6 @@ def dataio_prepare(hparams, tokenizer):
     for split in ("dev", "test"):
         samplers[split] = DynamicBatchSampler(datasets[split], length_func=duration, **hparams["eval_batching"])
     return datasets, samplers
-
-
-def compose_hparams(hparams_file):
-    """The whole configuration of a file that names a ``base:`` file.
-
-    Such a file states only what differs from its base (a path relative to
-    it; bases chain): each of its keys replaces the base's key of that name
-    whole (an ``encoder: !new:...`` block included) in the base's order, and
-    new keys are appended. ``!ref`` resolves over the result, so a base value
-    can refer to a key set here.
-
-    Arguments
-    ---------
-    hparams_file : str
-        A HyperPyYAML file.
-
-    Returns
-    -------
-    str or None
-        The composed YAML text, or None when the file has no ``base``.
-
-    Example
-    -------
-    >>> folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "hparams")
-    >>> compose_hparams(os.path.join(folder, "w2vbert_ctc.yaml")) is None
-    True
-    >>> text = compose_hparams(os.path.join(folder, "xls_r_ctc.yaml"))
-    >>> "facebook/wav2vec2-xls-r-300m" in text and "wav2vec2.Wav2Vec2Encoder" in text and "base:" not in text
-    True
-    """
-    import io
-
-    import ruamel.yaml
-
-    yaml = ruamel.yaml.YAML()
-    with open(hparams_file, encoding="utf-8") as f:
-        tree = yaml.load(f)
-    if not isinstance(tree, dict) or "base" not in tree:
-        return None
-    base = os.path.join(os.path.dirname(os.path.abspath(hparams_file)), tree.pop("base"))
-    composed = compose_hparams(base)
-    if composed is None:
-        with open(base, encoding="utf-8") as f:
-            composed = f.read()
-    merged = yaml.load(composed)
-    for key, value in tree.items():
-        merged[key] = value
-    stream = io.StringIO()
-    yaml.dump(merged, stream)
-    return stream.getvalue()
 
 
 def main(argv=None):

@@ -76,7 +76,13 @@ class BucketedRelativeKeySelfAttention(Wav2Vec2BertSelfAttention):
         batch, length, _ = hidden_states.shape
         shape = (batch, length, self.num_heads, self.head_size)
         query = self.linear_q(hidden_states).view(shape).transpose(1, 2)  # [B, H, L, D]
-        key = self.linear_k(hidden_states).view(shape).transpose(1, 2)
+        # The key bias adds q . b_k to every score of a query, which softmax
+        # ignores: its true gradient is exactly 0, and what autograd computes
+        # is rounding noise that Adam would scale up to full-size updates, so
+        # that two identical runs drift apart. It stays in the graph (DDP
+        # sees it used) with a gradient of exactly 0.
+        key = F.linear(hidden_states, self.linear_k.weight, self.linear_k.bias * 0.0)
+        key = key.view(shape).transpose(1, 2)
         value = self.linear_v(hidden_states).view(shape).transpose(1, 2)
 
         bias = relative_key_bias(

@@ -5,7 +5,7 @@ Compares, with the same weights and inputs, transformers' ``eager`` and
 per layer) with ours (``W2VBert(attn_implementation="sdpa_bucketed")``:
 (B, H, L, 73) scores spread into the SDPA bias). Each cell runs in a fresh
 worker process of this one run so that its peak memory is its own: CPU peak
-RSS growth over the loaded model (VmHWM), or ``torch.cuda.max_memory_allocated``
+RSS growth over the step's start (see common.py), or ``torch.cuda.max_memory_allocated``
 on CUDA. Prints a table and one JSON line.
 
 Usage::
@@ -17,11 +17,10 @@ Usage::
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
-from common import rss_mb
+from common import reset_peak_rss, rss_mb, run_worker
 
 #: transformers' eager and sdpa (unmodified Wav2Vec2BertModel) and ours.
 IMPLEMENTATIONS = ["eager", "sdpa", "sdpa_bucketed"]
@@ -63,7 +62,7 @@ def worker(args):
     step()  # warm-up (allocations, kernels)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    base = rss_mb("VmRSS")
+    base = reset_peak_rss()
     times = []
     for _ in range(args.repeats):
         start = time.perf_counter()
@@ -98,12 +97,10 @@ def main():
             command = [sys.executable, os.path.abspath(__file__), "--worker", "--frames", str(frames), "--impl", impl,
                        "--device", args.device, "--batch", str(args.batch), "--threads", str(args.threads),
                        "--repeats", str(args.repeats)] + (["--full"] if args.full else []) + (["--bf16"] if args.bf16 else [])
-            result = subprocess.run(command, capture_output=True, text=True)
-            if result.returncode != 0:
-                print(result.stderr, file=sys.stderr)
-                rows.append({"impl": impl, "frames": frames, "error": result.stderr.strip().splitlines()[-1]})
-                continue
-            rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+            try:
+                rows.append(run_worker(command, args.device))
+            except RuntimeError as error:  # e.g. out of memory: reported in the table
+                rows.append({"impl": impl, "frames": frames, "error": str(error)})
 
     config = "24 x 1024" if args.full else "4 x 512"
     print(f"# encoder {config}, batch {args.batch}, device {args.device}, {args.threads} CPU threads, "

@@ -1,39 +1,58 @@
 """Training-step benchmark: the Hugging Face blog recipe vs ours, same data.
 
-A fixed set of synthetic utterances with an OpenSLR 54-like duration mix
-(1-15 s, mean about 4 s) is trained for one pass by two workers, each in its
-own process of this one run (so that each peak memory is its own), with the
-same encoder configuration, seeds and seconds of audio per optimiser step:
+An epoch of synthetic utterances with an OpenSLR 54-like duration mix
+(1-15 s, mean about 4 s; 20,000 by default) is batched by each side's own
+sampler, with the same mean seconds of audio per optimiser step. Each side
+then trains the same number of its steps: its largest batch of the epoch
+(which sets the memory the epoch needs) and steps drawn at random from the
+others (a fair sample of its speed). Each worker runs in its own process of
+this one run, so that each peak memory is its own; all use the same encoder
+configuration and seeds:
 
-- ``hf``: what the Hugging Face blog does. ``SeamlessM4TFeatureExtractor``
-  on the CPU per batch, ``Wav2Vec2BertForCTC`` with
-  ``attn_implementation="sdpa"``, a fixed number of utterances per batch
-  padded to the longest, batches grouped by length like the Trainer's
-  ``group_by_length`` (mega-batches of 50 batches sorted by length).
-- ``ours``: the recipe's step. ``SeamlessFbank`` on the training device,
-  ``W2VBert`` (bucketed relative-key attention), a linear
-  head with fp32 log-softmax and CTC (``speechbrain_w2vbert.ctc``), and
-  SpeechBrain's ``DynamicBatchSampler`` batching by seconds of audio.
+- ``hf``: what the Hugging Face blog "Fine-Tune W2V2-Bert for low-resource
+  ASR" does. Features computed once by ``SeamlessM4TFeatureExtractor``
+  before training (the blog's ``dataset.map``) and padded per batch by its
+  data collator; ``Wav2Vec2BertForCTC`` with ``attn_implementation="sdpa"``
+  and ``gradient_checkpointing=True`` (the blog's ``TrainingArguments``);
+  a fixed number of utterances per batch padded to the longest, batches
+  grouped by length like the Trainer's ``group_by_length`` (mega-batches of
+  50 batches sorted by length).
+- ``hf_nockpt``: the same without gradient checkpointing, to show how much
+  of the difference checkpointing accounts for.
+- ``ours``: the recipe's step with the recipe's defaults (no gradient
+  checkpointing). ``SeamlessFbank`` on the training device, ``W2VBert``
+  (bucketed relative-key attention), a linear head with fp32 log-softmax
+  and CTC (``speechbrain_w2vbert.ctc``), and SpeechBrain's
+  ``DynamicBatchSampler`` batching by seconds of audio. ``ours_ckpt``: the
+  same with ``gradient_checkpointing=True``.
 
-Reports seconds of audio trained per wall second (the first step excluded
-as warm-up), padding fraction, peak memory (CPU: growth of peak RSS over
-the loaded model; CUDA: ``torch.cuda.max_memory_allocated``) and, on CUDA,
+The encoder configuration is the blog's on both sides: all dropouts, time
+masking and layerdrop off, ``add_adapter=True``, CTC loss averaged.
+
+Reports seconds of audio trained per wall second over the whole pass
+(after one untimed warm-up step), padding fraction, peak memory (CPU: growth of peak RSS over
+the start of the timed steps, from a second run, see common.py; CUDA: ``torch.cuda.max_memory_allocated``) and, on CUDA,
 model FLOPs utilisation. Prints a table and one JSON line.
 
 Usage::
 
     python bench/train_step.py                              # CPU, 4 x 512 encoder
+    python bench/train_step.py --precision bf16             # bf16 autocast on both sides
+    python bench/train_step.py --precision bf16 --hf-precision fp16  # each recipe's default
     python bench/train_step.py --full --device cuda --bf16  # the real 24 x 1024 encoder
+
+``--hf-precision fp16`` runs the hf side as the blog sets it
+(``fp16=True``: fp16 autocast with a gradient scaler) while ours keeps the
+recipe's ``precision: bf16``; it compares defaults, not implementations.
 """
 
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
-from common import rss_mb
+from common import reset_peak_rss, rss_mb, run_worker
 
 import numpy as np
 
@@ -41,6 +60,8 @@ SAMPLE_RATE = 16000
 VOCAB_SIZE = 64  # characters, blank = 0
 CHARS_PER_SECOND = 12  # label density of read Nepali speech
 #: bf16 dense peak of the GPUs we compare on (FLOP/s).
+#: the workers, in table order: the blog, the blog without checkpointing, ours, ours with checkpointing.
+IMPLEMENTATIONS = ("hf", "hf_nockpt", "ours", "ours_ckpt")
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
@@ -68,8 +89,10 @@ def encoder_config(full):
         config = Wav2Vec2BertConfig()  # facebook/w2v-bert-2.0's architecture
     else:
         config = Wav2Vec2BertConfig(hidden_size=512, num_hidden_layers=4, num_attention_heads=8, intermediate_size=2048)
-    config.layerdrop = 0.0
-    config.mask_time_prob = 0.05
+    # The blog's fine-tuning configuration.
+    for name in ("attention_dropout", "hidden_dropout", "feat_proj_dropout", "mask_time_prob", "layerdrop"):
+        setattr(config, name, 0.0)
+    config.add_adapter = True
     config.vocab_size = VOCAB_SIZE
     config.pad_token_id = 0
     config.ctc_loss_reduction = "mean"
@@ -87,6 +110,25 @@ def hf_batches(lengths, batch_size, seed):
         group = sorted(order[start : start + mega], key=lambda i: -lengths[i])
         batches += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
     return batches
+
+
+def sample_steps(batches, lengths, steps, seed):
+    """The epoch's largest batch (padded seconds) first, then ``steps - 1`` others at random."""
+    padded = [len(b) * max(float(lengths[i]) for i in b) for b in batches]
+    largest = int(np.argmax(padded))
+    others = [i for i in range(len(batches)) if i != largest]
+    chosen = np.random.default_rng(seed).choice(others, size=min(steps - 1, len(others)), replace=False)
+    return [batches[largest]] + [batches[i] for i in chosen]
+
+
+def epoch_steps(impl, lengths, args):
+    """The steps one side trains (lists of utterance indices), see the module docstring."""
+    hf_epoch = hf_batches(lengths, hf_batch_size(lengths, args.seconds_per_step), args.seed)
+    if impl.startswith("hf"):
+        return sample_steps(hf_epoch, lengths, args.steps, args.seed)
+    # The same mean audio per step as the hf side's fixed batch size gives.
+    audio = sum(float(lengths[i]) for b in hf_epoch for i in b) / len(hf_epoch)
+    return sample_steps(our_batches(lengths, audio, args.seed), lengths, args.steps, args.seed)
 
 
 def hf_batch_size(lengths, seconds_per_step):
@@ -138,20 +180,31 @@ def worker(args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    lengths = durations(args.utterances, args.seed)
-    data = [make_utterance(d, i) for i, d in enumerate(lengths)]
+    lengths = durations(args.pool, args.seed)
+    batches = epoch_steps(args.impl, lengths, args)
+    data = {i: make_utterance(lengths[i], i) for b in batches for i in b}
     config = encoder_config(args.full)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
+    precision = args.precision
+    if args.impl.startswith("hf") and args.hf_precision:
+        precision = args.hf_precision
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    autocast = torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")  # as the Trainer does for fp16
 
-    if args.impl == "hf":
+    if args.impl.startswith("hf"):
         from transformers import SeamlessM4TFeatureExtractor, Wav2Vec2BertForCTC
 
         extractor = SeamlessM4TFeatureExtractor()
+        # The blog's dataset.map: features once per utterance, before training.
+        features = {i: {"input_features": extractor(wav, sampling_rate=SAMPLE_RATE).input_features[0]}
+                    for i, (wav, _) in data.items()}
         model = Wav2Vec2BertForCTC._from_config(config, attn_implementation="sdpa").to(device).train()
-        batches = hf_batches(lengths, hf_batch_size(lengths, args.seconds_per_step), args.seed)
+        if args.impl == "hf":
+            model.gradient_checkpointing_enable()  # what the Trainer does with gradient_checkpointing=True
 
         def step(indices):
-            inputs = extractor([data[i][0] for i in indices], sampling_rate=SAMPLE_RATE, return_tensors="pt")
+            # The blog's DataCollatorCTCWithPadding: pad features, labels with -100.
+            inputs = extractor.pad([features[i] for i in indices], padding=True, return_tensors="pt")
             labels = torch.full((len(indices), max(len(data[i][1]) for i in indices)), -100)
             for row, i in enumerate(indices):
                 labels[row, : len(data[i][1])] = torch.from_numpy(data[i][1])
@@ -163,12 +216,9 @@ def worker(args):
         from speechbrain_w2vbert.ctc import ctc_log_probs, ctc_loss
         from speechbrain_w2vbert.lobe import W2VBert
 
-        encoder = W2VBert(config=config.to_dict(), pretrained=False)
+        encoder = W2VBert(config=config.to_dict(), pretrained=False, gradient_checkpointing=args.impl == "ours_ckpt")
         head = torch.nn.Linear(config.hidden_size, VOCAB_SIZE)
         model = torch.nn.ModuleDict({"encoder": encoder, "head": head}).to(device).train()
-        # The same mean audio per step as the hf side's fixed batch size gives.
-        hf_side = hf_batches(lengths, hf_batch_size(lengths, args.seconds_per_step), args.seed)
-        batches = our_batches(lengths, sum(float(lengths[i]) for b in hf_side for i in b) / len(hf_side), args.seed)
 
         def step(indices):
             longest = max(len(data[i][0]) for i in indices)
@@ -190,21 +240,22 @@ def worker(args):
 
     def train(indices):
         optimizer.zero_grad(set_to_none=True)
-        step(indices).backward()
-        optimizer.step()
+        scaler.scale(step(indices)).backward()
+        scaler.step(optimizer)
+        scaler.update()
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    train(batches[0])  # warm-up, not timed
+    train(batches[0])  # warm-up (allocations, kernels), not timed; the pass below includes this batch again
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    base = rss_mb("VmRSS")
+    base = reset_peak_rss()
     start = time.perf_counter()
-    for indices in batches[1:]:
+    for indices in batches:
         train(indices)
     elapsed = time.perf_counter() - start
 
-    timed = batches[1:]
+    timed = batches
     audio = sum(float(lengths[i]) for b in timed for i in b)
     padded = sum(len(b) * max(float(lengths[i]) for i in b) for b in timed)
     result = {
@@ -231,44 +282,59 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--full", action="store_true", help="24 x 1024 (w2v-BERT 2.0) instead of 4 x 512")
-    parser.add_argument("--utterances", type=int, default=240, help="synthetic utterances trained once")
+    parser.add_argument("--pool", type=int, default=20000, help="synthetic utterances in the epoch both sides batch")
+    parser.add_argument("--steps", type=int, default=30, help="optimiser steps each side trains (timed)")
     parser.add_argument("--seconds-per-step", type=float, default=32.0, help="seconds of audio per optimiser step")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (both sides)")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                        help="autocast precision of both sides (CTC stays fp32)")
+    parser.add_argument("--bf16", action="store_const", const="bf16", dest="precision", help="same as --precision bf16")
+    parser.add_argument("--hf-precision", choices=["fp32", "bf16", "fp16"], default=None,
+                        help="the hf rows' precision, if not --precision (fp16: the blog's fp16=True)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--impls", nargs="+", default=list(IMPLEMENTATIONS), choices=IMPLEMENTATIONS,
+                        help="workers to run, in this order (the first is the reference of the ratios)")
     parser.add_argument("--impl", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.impl:
         return worker(args)
 
     rows = []
-    for impl in ("hf", "ours"):
-        command = [sys.executable, os.path.abspath(__file__), "--impl", impl] + [
-            a for a in sys.argv[1:] if a != "--impl"
-        ]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            sys.exit(f"{impl} worker failed:\n{result.stderr}")
-        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    forwarded = []  # this run's options, less --impls
+    skipping = False
+    for arg in sys.argv[1:]:
+        if arg.startswith("--"):
+            skipping = arg == "--impls"
+        if not skipping:
+            forwarded.append(arg)
+    for impl in args.impls:
+        command = [sys.executable, os.path.abspath(__file__), "--impl", impl] + forwarded
+        try:
+            rows.append(run_worker(command, args.device))
+        except RuntimeError as error:
+            sys.exit(f"{impl} worker failed: {error}")
 
-    hf, ours = rows
+    by_impl = {row["impl"]: row for row in rows}
+    hf = by_impl.get("hf", rows[0])
     config = "24 x 1024" if args.full else "4 x 512"
-    print(f"# encoder {config}, {args.utterances} utterances (mean {durations(args.utterances, args.seed).mean():.1f} s), "
+    print(f"# encoder {config}, {args.steps} steps of an epoch of {args.pool} utterances "
+          f"(mean {durations(args.pool, args.seed).mean():.1f} s), "
           f"{args.seconds_per_step:g} s of audio per step, device {args.device}, {args.threads} CPU threads, "
-          f"{'bf16' if args.bf16 else 'fp32'}")
-    header = f"{'recipe':<6} {'steps':>5} {'utt/step':>8} {'audio s/s':>10} {'padding':>8} {'peak MB':>9} {'MFU':>6}"
+          f"{args.precision}" + (f" (hf rows: {args.hf_precision})" if args.hf_precision else ""))
+    header = (f"{'recipe':<10} {'steps':>5} {'utt/step':>8} {'audio s/s':>10} {'padding':>8} {'peak MB':>9} {'MFU':>6} "
+              f"{'speed':>6} {'memory':>6}")
     print(header)
     print("-" * len(header))
     for row in rows:
         mfu = f"{100 * row['mfu']:.1f}%" if "mfu" in row else "-"
-        print(f"{row['impl']:<6} {row['steps']:>5} {row['utterances_per_step']:>8.1f} {row['audio_s_per_s']:>10.2f} "
-              f"{100 * row['padding_fraction']:>7.1f}% {row['peak_mb']:>9.0f} {mfu:>6}")
-    print(f"ours / hf: {ours['audio_s_per_s'] / hf['audio_s_per_s']:.2f}x audio per second, "
-          f"{ours['peak_mb'] / hf['peak_mb']:.2f}x peak memory")
-    print(json.dumps({"bench": "train_step", "config": config, "device": args.device, "rows": rows,
-                      "speed_ratio": ours["audio_s_per_s"] / hf["audio_s_per_s"],
-                      "memory_ratio": ours["peak_mb"] / hf["peak_mb"]}))
-
+        row["speed_ratio"] = row["audio_s_per_s"] / hf["audio_s_per_s"]
+        row["memory_ratio"] = row["peak_mb"] / hf["peak_mb"]
+        print(f"{row['impl']:<10} {row['steps']:>5} {row['utterances_per_step']:>8.1f} {row['audio_s_per_s']:>10.2f} "
+              f"{100 * row['padding_fraction']:>7.1f}% {row['peak_mb']:>9.0f} {mfu:>6} "
+              f"{row['speed_ratio']:>5.2f}x {row['memory_ratio']:>5.2f}x")
+    print(f"(speed and memory relative to {hf['impl']})")
+    print(json.dumps({"bench": "train_step", "config": config, "device": args.device,
+                      "precision": args.precision, "hf_precision": args.hf_precision or args.precision, "rows": rows}))
 
 if __name__ == "__main__":
     main()

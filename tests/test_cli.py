@@ -118,32 +118,99 @@ def test_chunk_frames_tile_the_file(asr):  # noqa: F811
         assert chunked.shape == whole.shape
 
 
+@pytest.mark.parametrize("seconds", [20.02, 21, 33.3, 47, 600])
+def test_chunk_spans_tile_the_file_with_whole_chunks(seconds):
+    """Every chunk is at most ``chunk`` long and starts on the frame grid; the
+    last one is a whole chunk; the kept frames tile the file's frames once;
+    each kept frame has at least ``stride`` of context on both sides where
+    the file has it."""
+    from speechbrain_w2vbert.transcribe import chunk_spans
+
+    frame, chunk, stride = 320, 16000 * 20, 16000 * 4
+    num_samples = int(seconds * 16000)
+    spans = chunk_spans(num_samples, chunk, stride, frame)
+    frames = -(-num_samples // frame)
+    covered = []
+    for i, span in enumerate(spans):
+        assert span.start % frame == 0 and span.end - span.start <= chunk
+        keep_to = span.keep_to if span.keep_to is not None else -(-(span.end - span.start) // frame)
+        covered += range(span.start // frame + span.keep_from, span.start // frame + keep_to)
+        if i > 0:
+            assert span.keep_from * frame >= stride
+        if i + 1 < len(spans):
+            assert span.end - span.start - keep_to * frame >= stride
+    assert covered == list(range(frames))
+    if len(spans) > 1:
+        assert spans[-1].end == num_samples and spans[-1].end - spans[-1].start > chunk - frame
+
+
+def test_stitching_chunks_of_one_sequence_gives_it_back():
+    """Chunks that agree on the overlap (slices of one sequence) stitch back
+    into that sequence exactly, wherever the borders move; the borders go
+    to the blank run in the overlap."""
+    from speechbrain_w2vbert.transcribe import chunk_spans, stitch_chunks
+
+    frame, total = 320, 16000 * 50
+    spans = chunk_spans(total, 16000 * 20, 16000 * 4, frame)
+    generator = torch.Generator().manual_seed(0)
+    whole = torch.randn(total // frame, 5, generator=generator).log_softmax(-1)
+    chunks = [whole[s.start // frame:-(-s.end // frame)] for s in spans]
+    assert torch.equal(stitch_chunks(chunks, spans, frame), whole)
+    # A confident blank run at 17.0-17.2 s, in the first overlap (nominal border
+    # 16 s), and the second chunk wrong before it: the border moves into the run.
+    whole[850:860] = torch.tensor([0.0, -20, -20, -20, -20])
+    chunks = [whole[s.start // frame:-(-s.end // frame)] for s in spans]
+    chunks[1] = chunks[1].clone()
+    chunks[1][:850 - spans[1].start // frame] = -3.0
+    assert torch.equal(stitch_chunks(chunks, spans, frame), whole)
+
+
 def test_long_file_chunked_with_word_timestamps(asr, sample_test_set, tmp_path, savedir):  # noqa: F811
-    """A 2-minute file (the test speaker's utterances twice, 1 s pauses):
-    chunked, its text is as good as each half's transcribed unchunked, with
-    no word duplicated or dropped at the borders; word times are ordered and
-    the SRT has one cue per word."""
+    """A 2-minute file (the test speaker's utterances twice, 1 s pauses),
+    chunked (10 s chunks, 2 s strides), is transcribed as well as the same
+    file in one pass on each part: the words a part gets (by their
+    timestamps) have at most 2 more errors against its reference, and the
+    parts together as few errors within 1% of the reference; word
+    times are ordered and the SRT has one cue per word.
+
+    Not equal: with global attention every frame's output depends on its
+    context, which a chunk cuts, so the tiny model's output moves by a
+    character here and there on both sides of the comparison (measured:
+    616 vs 613 errors over the 38 parts, 8 parts better and 11 worse, at
+    most 2 characters; 600 vs 613 with 8 s / 1.5 s chunks).
+    """
     from speechbrain_w2vbert.transcribe import Transcriber
 
     rows = sample_test_set[0]
     transcriber = Transcriber(asr)
     generator = torch.Generator().manual_seed(0)
     pause = torch.randn(16000, generator=generator) * 1e-3
-    half = torch.cat([torch.cat([transcriber.read(r["wav"]), pause]) for r in rows])
-    reference = " ".join(r["wrd"] for r in rows)
+    pieces, parts, start = [], [], 0
+    for _ in range(2):
+        for row in rows:
+            wav = transcriber.read(row["wav"])
+            pieces += [wav, pause]
+            parts.append((start / 16000, (start + wav.shape[0] + 16000) / 16000, row["wrd"]))
+            start += wav.shape[0] + 16000
     path = str(tmp_path / "long.flac")
-    sf.write(path, torch.cat([half, half]).numpy(), 16000)
+    sf.write(path, torch.cat(pieces).numpy(), 16000)
     assert sf.info(path).duration > 120
 
     out = tmp_path / "long.json"
     cli("transcribe", MODEL, path, "--savedir", savedir, "--format", "json", "--timestamps", "word",
         "--chunk-length", 10, "--stride-length", 2, "--batch-size", 4, "--output", out, "--no-progress")
     (result,) = json.loads(out.read_text(encoding="utf-8"))
-    unchunked_half = Transcriber(asr, chunk_length=200).transcribe_waveforms([half])[0]["text"]
-    both_refs, both_unchunked = reference + " " + reference, unchunked_half + " " + unchunked_half
-    chunked_errors = levenshtein(result["text"], both_refs)
-    assert chunked_errors <= levenshtein(both_unchunked, both_refs) + 0.02 * len(both_refs)
-    assert abs(len(result["text"].split()) - len(both_unchunked.split())) <= 0.05 * len(both_refs.split())
+    whole = Transcriber(asr, chunk_length=200).transcribe_waveforms([torch.cat(pieces)], timestamps=True)[0]
+
+    def part_errors(words):
+        """Edit distance of each part's words (by their middle time) to its reference."""
+        return [levenshtein(" ".join(w["word"] for w in words if a <= (w["start"] + w["end"]) / 2 < b), ref)
+                for a, b, ref in parts]
+
+    chunked, unchunked = part_errors(result["words"]), part_errors(whole["words"])
+    reference_chars = sum(len(ref) for _, _, ref in parts)
+    assert sum(chunked) <= sum(unchunked) + 0.01 * reference_chars, (sum(chunked), sum(unchunked))
+    assert max(c - u for c, u in zip(chunked, unchunked)) <= 2, list(zip(chunked, unchunked))
 
     words = result["words"]
     assert " ".join(w["word"] for w in words) == " ".join(result["text"].split())

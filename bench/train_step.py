@@ -26,13 +26,17 @@ configuration and seeds:
   ``DynamicBatchSampler`` batching by seconds of audio. ``ours_ckpt``: the
   same with ``gradient_checkpointing=True``.
 
-The encoder configuration is the blog's on both sides: all dropouts, time
-masking and layerdrop off, ``add_adapter=True``, CTC loss averaged.
+The encoder configuration is the blog's on both sides: attention, hidden
+and feature-projection dropout, time masking and layerdrop off (the others
+at transformers' defaults, which the blog leaves: activation dropout 0, and
+``Wav2Vec2BertForCTC``'s dropout of 0.1 before its head on the hf side),
+``add_adapter=True``, CTC loss averaged.
 
-Reports seconds of audio trained per wall second over the whole pass
-(after one untimed warm-up step), padding fraction, peak memory (CPU: growth of peak RSS over
-the start of the timed steps, from a second run, see common.py; CUDA: ``torch.cuda.max_memory_allocated``) and, on CUDA,
-model FLOPs utilisation. Prints a table and one JSON line.
+Reports seconds of audio trained per wall second over the timed steps
+(after one untimed warm-up step), padding fraction, peak memory (CPU: growth
+of peak RSS over the start of the timed steps, from a second run, see
+common.py; CUDA: ``torch.cuda.max_memory_allocated``) and, on CUDA, model
+FLOPs utilisation. Prints a table and one JSON line.
 
 Usage::
 

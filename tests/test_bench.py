@@ -1,0 +1,54 @@
+"""The benchmarks' batching (bench/train_step.py) and CPU memory helpers
+(bench/common.py): what makes their comparisons fair, checked without
+running a benchmark."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+
+import common  # noqa: E402
+import train_step  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def args():
+    from argparse import Namespace
+
+    return Namespace(pool=4000, steps=12, seconds_per_step=32.0, seed=0)
+
+
+def test_both_sides_train_the_same_audio_per_step_over_the_epoch(args):
+    lengths = train_step.durations(args.pool, args.seed)
+    assert 1.0 <= lengths.min() and lengths.max() <= 15.0 and 3.5 < lengths.mean() < 4.5
+    hf = train_step.hf_batches(lengths, train_step.hf_batch_size(lengths, args.seconds_per_step), args.seed)
+    hf_audio = np.mean([lengths[b].sum() for b in hf])
+    ours = train_step.our_batches(lengths, hf_audio, args.seed)
+    assert sorted(i for b in hf for i in b) == list(range(args.pool))  # one epoch each
+    assert sorted(i for b in ours for i in b) == list(range(args.pool))
+    assert abs(np.mean([lengths[b].sum() for b in ours]) / hf_audio - 1) < 0.02
+
+
+@pytest.mark.parametrize("impl", ["hf", "ours"])
+def test_steps_start_with_the_epochs_largest_batch(impl, args):
+    lengths = train_step.durations(args.pool, args.seed)
+    steps = train_step.epoch_steps(impl, lengths, args)
+    padded = [len(b) * lengths[b].max() for b in steps]
+    assert len(steps) == args.steps and len({tuple(b) for b in steps}) == args.steps
+    assert padded[0] == max(padded)
+    if impl == "hf":  # the blog's fixed batch size meets the longest utterances together
+        assert padded[0] > 2 * np.mean(padded)
+
+
+def test_peak_rss_reset_follows_live_memory():
+    """After a reset the peak is the current resident set, and a large
+    tensor allocated and freed since raises it by about its size."""
+    base = common.reset_peak_rss()
+    assert common.rss_mb("VmHWM") <= base + 5
+    block = torch.ones(64 * 2**20 // 4)  # 64 MB, touched
+    del block
+    assert common.rss_mb("VmHWM") - base > 60

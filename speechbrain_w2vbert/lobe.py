@@ -21,7 +21,7 @@ from transformers import PretrainedConfig, Wav2Vec2BertConfig, Wav2Vec2BertModel
 from speechbrain_w2vbert.attention import use_bucketed_attention
 from speechbrain_w2vbert.features import SeamlessFbank
 
-__all__ = ["W2VBert", "build_model", "hub_load_kwargs", "resolve_config"]
+__all__ = ["W2VBert", "build_model", "enable_checkpointing", "hub_load_kwargs", "resolve_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +173,32 @@ def resolve_config(
     return from_pretrained(source, **load_kwargs), source, load_kwargs
 
 
+def enable_checkpointing(model: torch.nn.Module) -> None:
+    """Recomputes each layer of a transformers model in the backward pass,
+    non-reentrant (works under DDP and with frozen inputs); used by
+    ``W2VBert`` and ``Wav2Vec2Encoder`` with ``gradient_checkpointing=True``.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        A transformers ``PreTrainedModel``.
+
+    Example
+    -------
+    >>> from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
+    >>> from speechbrain_w2vbert import TINY_CONFIG_DIR
+    >>> model = Wav2Vec2BertModel(Wav2Vec2BertConfig.from_pretrained(TINY_CONFIG_DIR))
+    >>> enable_checkpointing(model)
+    >>> model.is_gradient_checkpointing
+    True
+    """
+    enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.x
+    if enable is not None:
+        enable({"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 class W2VBert(torch.nn.Module):
     """w2v-BERT 2.0 encoder on raw waveforms, for SpeechBrain.
 
@@ -322,12 +348,7 @@ class W2VBert(torch.nn.Module):
         self.output_all_hiddens = output_all_hiddens
         self.output_norm = output_norm
         if gradient_checkpointing:
-            # Non-reentrant checkpointing works under DDP and with frozen inputs.
-            enable = getattr(self.model, "activation_checkpointing_enable", None)  # transformers >= 5.x
-            if enable is not None:
-                enable({"use_reentrant": False})
-            else:
-                self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(self.model)
         self._freeze_parameters(freeze, freeze_feature_projection, frozen_layers)
 
     @staticmethod
@@ -366,7 +387,7 @@ class W2VBert(torch.nn.Module):
 
     def train(self, mode: bool = True) -> "W2VBert":
         """Sets training mode; a frozen encoder stays in eval mode."""
-        super().train(mode)
+        torch.nn.Module.train(self, mode)  # explicit: Wav2Vec2Encoder shares this method
         if self.freeze:
             self.model.eval()
         return self

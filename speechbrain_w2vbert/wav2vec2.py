@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from speechbrain_w2vbert.lobe import W2VBert, resolve_config
+from speechbrain_w2vbert.lobe import W2VBert, enable_checkpointing, resolve_config
 
 __all__ = ["Wav2Vec2Encoder", "TINY_CONFIG_DIRS", "normalize_waveforms"]
 
@@ -238,7 +238,7 @@ class Wav2Vec2Encoder(torch.nn.Module):
         self.output_all_hiddens = output_all_hiddens
         self.output_norm = output_norm
         if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(self.model)
         if freeze_feature_encoder or freeze:
             self.model.feature_extractor._freeze_parameters()  # no gradients, and run outside autograd
         self._freeze_parameters(freeze, False, frozen_layers)
@@ -249,16 +249,11 @@ class Wav2Vec2Encoder(torch.nn.Module):
         return bool(self.model.config.do_normalize)
 
     # As W2VBert's: whole-encoder and first-N-layers freezing; forward's
-    # signature, a frozen encoder run under no_grad.
+    # signature, a frozen encoder run under no_grad; a frozen encoder staying
+    # in eval mode.
     _freeze_parameters = W2VBert._freeze_parameters
     forward = W2VBert.forward
-
-    def train(self, mode: bool = True) -> "Wav2Vec2Encoder":
-        """Sets training mode; a frozen encoder stays in eval mode."""
-        torch.nn.Module.train(self, mode)
-        if self.freeze:
-            self.model.eval()
-        return self
+    train = W2VBert.train
 
     def _encode(self, wavs, wav_lens, return_lengths):
         batch, num_samples = wavs.shape

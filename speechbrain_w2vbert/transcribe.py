@@ -12,13 +12,14 @@ starts fall on the encoder's frame grid (320 samples = 20 ms for w2v-BERT
 2.0), so the kept frames of neighbouring chunks tile the file exactly. The
 encoder only ever sees chunk-sized inputs, ``batch_size`` chunks at a time.
 
-Two departures from the pipeline make chunked text as good as unchunked:
-the last chunk is a whole chunk ending at the end of the file (the
-pipeline's last chunk can be a few seconds of audio with little context),
-and :func:`stitch_chunks` moves each border between two chunks, within the
-middle half of their overlap, to where both chunks are most confident
-of a blank (a pause or a gap between characters), so that no character is
-cut between two chunks that place it a frame apart.
+Two departures from the pipeline: the last chunk is a whole chunk ending
+at the end of the file (the pipeline's last chunk can be a few seconds of
+audio with little context), and :func:`stitch_chunks` moves each border
+between two chunks, within the middle half of their overlap, to where both
+chunks are most confident of a blank (a pause or a gap between characters),
+so that no character is dropped or doubled between two chunks that place it
+a frame apart. Chunked text still differs from a one-pass transcript where
+the cut context changes the model's output (tests/test_cli.py measures it).
 
 Example
 -------
@@ -393,7 +394,7 @@ class Transcriber:
         spans = chunk_spans(wav.shape[0], self.chunk, self.stride, self.frame)
         if len(spans) == 1:
             return self._log_probs([wav])[0]
-        # Full-length chunks are batched; the shorter last one runs alone (no padding).
+        # Whole chunks are batched; the last one (up to a frame shorter) runs alone, unpadded.
         groups = [spans[:-1][i:i + self.batch_size] for i in range(0, len(spans) - 1, self.batch_size)]
         groups.append(spans[-1:])
         outputs = []
@@ -402,7 +403,7 @@ class Transcriber:
             for group in groups:
                 outputs.extend(self._log_probs([wav[s.start:s.end] for s in group]))
                 bar.update(len(group))
-        return stitch_chunks(outputs, spans, self.frame, getattr(self.asr.tokenizer, "blank_index", 0))
+        return stitch_chunks(outputs, spans, self.frame, self.asr.tokenizer.blank_index)
 
     def decode(self, log_probs: torch.Tensor, timestamps: bool = False) -> Dict:
         """Greedy text (as ``EncoderASR.transcribe_batch`` gives it), and the

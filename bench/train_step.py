@@ -304,22 +304,15 @@ def main():
         return worker(args)
 
     rows = []
-    forwarded = []  # this run's options, less --impls
-    skipping = False
-    for arg in sys.argv[1:]:
-        if arg.startswith("--"):
-            skipping = arg == "--impls"
-        if not skipping:
-            forwarded.append(arg)
     for impl in args.impls:
-        command = [sys.executable, os.path.abspath(__file__), "--impl", impl] + forwarded
+        # A worker is this run's command line plus --impl (it ignores --impls).
+        command = [sys.executable, os.path.abspath(__file__), "--impl", impl] + sys.argv[1:]
         try:
             rows.append(run_worker(command, args.device))
         except RuntimeError as error:
             sys.exit(f"{impl} worker failed: {error}")
 
-    by_impl = {row["impl"]: row for row in rows}
-    hf = by_impl.get("hf", rows[0])
+    reference = rows[0]  # the ratios are relative to the first worker (hf by default)
     config = "24 x 1024" if args.full else "4 x 512"
     print(f"# encoder {config}, {args.steps} steps of an epoch of {args.pool} utterances "
           f"(mean {durations(args.pool, args.seed).mean():.1f} s), "
@@ -331,12 +324,12 @@ def main():
     print("-" * len(header))
     for row in rows:
         mfu = f"{100 * row['mfu']:.1f}%" if "mfu" in row else "-"
-        row["speed_ratio"] = row["audio_s_per_s"] / hf["audio_s_per_s"]
-        row["memory_ratio"] = row["peak_mb"] / hf["peak_mb"]
+        row["speed_ratio"] = row["audio_s_per_s"] / reference["audio_s_per_s"]
+        row["memory_ratio"] = row["peak_mb"] / reference["peak_mb"]
         print(f"{row['impl']:<10} {row['steps']:>5} {row['utterances_per_step']:>8.1f} {row['audio_s_per_s']:>10.2f} "
               f"{100 * row['padding_fraction']:>7.1f}% {row['peak_mb']:>9.0f} {mfu:>6} "
               f"{row['speed_ratio']:>5.2f}x {row['memory_ratio']:>5.2f}x")
-    print(f"(speed and memory relative to {hf['impl']})")
+    print(f"(speed and memory relative to {reference['impl']})")
     print(json.dumps({"bench": "train_step", "config": config, "device": args.device,
                       "precision": args.precision, "hf_precision": args.hf_precision or args.precision, "rows": rows}))
 

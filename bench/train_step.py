@@ -204,7 +204,7 @@ def worker(args):
                     for i, (wav, _) in data.items()}
         model = Wav2Vec2BertForCTC._from_config(config, attn_implementation="sdpa").to(device).train()
         if args.impl == "hf":
-            model.gradient_checkpointing_enable()  # what the Trainer does with gradient_checkpointing=True
+            model.activation_checkpointing_enable()  # what the Trainer calls for gradient_checkpointing=True
 
         def step(indices):
             # The blog's DataCollatorCTCWithPadding: pad features, labels with -100.

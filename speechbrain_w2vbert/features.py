@@ -163,6 +163,12 @@ class SeamlessFbank(torch.nn.Module):
         frames = torch.div(num_samples - self.FRAME_LENGTH, self.HOP_LENGTH, rounding_mode="floor") + 1
         return torch.div(frames.clamp(min=0), self.stride, rounding_mode="floor")
 
+    # Always eager, also inside a torch.compile'd model (SpeechBrain's
+    # --compile): the input checks branch on the data, and the tiled in-place
+    # writes below are views of one buffer that AOTAutograd cannot merge under
+    # dynamic shapes (it fails with "Expected !size_bytes_is_heap_allocated_").
+    # The features take no gradient and cost little beside the encoder.
+    @torch.compiler.disable
     def forward(
         self, wavs: torch.Tensor, wav_lens: torch.Tensor = None, dtype: torch.dtype = None
     ) -> Tuple[torch.Tensor, torch.Tensor]:

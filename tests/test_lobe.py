@@ -227,3 +227,26 @@ def test_frontend_precision_follows_the_mode(monkeypatch):
     assert seen == [torch.float32]
     with pytest.raises(ValueError, match="frontend_precision"):
         build(frontend_precision="bf16")
+
+
+def test_torch_compile_with_dynamic_shapes_matches_eager():
+    # SpeechBrain's --compile --compile_using_dynamic_shape_tracing compiles
+    # the whole lobe. The frontend must stay eager: traced, inductor failed on
+    # its tiled in-place writes and aot_eager moved its gradients by ~1e-3.
+    # aot_eager runs the same traced graph as inductor without the C++ build.
+    no_dropout = dict.fromkeys(
+        ["layerdrop", "mask_time_prob", "hidden_dropout", "attention_dropout", "activation_dropout",
+         "conformer_conv_dropout", "feat_proj_dropout"], 0.0)
+    encoder = build(output_layer=1, **no_dropout).train()
+    compiled = torch.compile(encoder, backend="aot_eager", dynamic=True)
+    for batch, samples in ((2, 16000), (3, 12000)):  # two shapes: the second reuses the dynamic graph
+        wavs = torch.randn(batch, samples) * 0.1
+        lens = torch.linspace(0.6, 1.0, batch)
+        results = []
+        for model in (encoder, compiled):
+            encoder.zero_grad()
+            hidden = model(wavs, lens)
+            hidden.square().sum().backward()
+            results.append([hidden] + [p.grad.clone() for p in encoder.parameters()])
+        for eager, traced in zip(*results):
+            torch.testing.assert_close(traced, eager, rtol=1e-6, atol=1e-6)

@@ -10,6 +10,7 @@ Hugging Face's ``save_pretrained`` / ``from_pretrained`` unchanged.
 Authors: speechbrain-w2vbert contributors
 """
 
+import inspect
 import logging
 import os
 from typing import Callable, Optional, Tuple, Union
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from transformers import PretrainedConfig, Wav2Vec2BertConfig, Wav2Vec2BertModel
 
 from speechbrain_w2vbert.attention import use_bucketed_attention
+from speechbrain_w2vbert.convolution import use_time_major_convolution
 from speechbrain_w2vbert.features import SeamlessFbank
 
 __all__ = ["W2VBert", "build_model", "enable_checkpointing", "hub_load_kwargs", "resolve_config"]
@@ -49,7 +51,11 @@ BUCKETED = "sdpa_bucketed"
 
 
 def build_model(
-    config: Wav2Vec2BertConfig, attn_implementation: str = BUCKETED, source: Optional[str] = None, **load_kwargs
+    config: Wav2Vec2BertConfig,
+    attn_implementation: str = BUCKETED,
+    source: Optional[str] = None,
+    time_major_conv: bool = True,
+    **load_kwargs,
 ) -> Wav2Vec2BertModel:
     """Builds a ``Wav2Vec2BertModel``, randomly initialised or pretrained.
 
@@ -63,6 +69,10 @@ def build_model(
         or one of transformers' own: ``"sdpa"``, ``"eager"``, ``"flex_attention"``.
     source : str, optional
         Load the weights from this hub id or folder; None initialises randomly.
+    time_major_conv : bool
+        Compute the Conformer convolution modules time-major, pointwise
+        convolutions as matrix products (default True: same results, faster,
+        see :mod:`speechbrain_w2vbert.convolution`); False keeps transformers'.
     **load_kwargs
         Passed to ``Wav2Vec2BertModel.from_pretrained`` (``cache_dir``,
         ``local_files_only``, ``revision``).
@@ -75,8 +85,8 @@ def build_model(
     -------
     >>> from speechbrain_w2vbert import TINY_CONFIG_DIR
     >>> model = build_model(Wav2Vec2BertConfig.from_pretrained(TINY_CONFIG_DIR))
-    >>> type(model.encoder.layers[0].self_attn).__name__
-    'BucketedRelativeKeySelfAttention'
+    >>> type(model.encoder.layers[0].self_attn).__name__, type(model.encoder.layers[0].conv_module).__name__
+    ('BucketedRelativeKeySelfAttention', 'TimeMajorConvolutionModule')
     """
     hf_implementation = "sdpa" if attn_implementation == BUCKETED else attn_implementation
     if source is None:
@@ -87,6 +97,8 @@ def build_model(
         )
     if attn_implementation == BUCKETED:
         use_bucketed_attention(model)
+    if time_major_conv:
+        use_time_major_convolution(model)
     return model
 
 
@@ -173,15 +185,18 @@ def resolve_config(
     return from_pretrained(source, **load_kwargs), source, load_kwargs
 
 
-def enable_checkpointing(model: torch.nn.Module) -> None:
-    """Recomputes each layer of a transformers model in the backward pass,
+def enable_checkpointing(model: torch.nn.Module, every_n_layers: int = 1) -> None:
+    """Recomputes layers of a transformers model in the backward pass,
     non-reentrant (works under DDP and with frozen inputs); used by
-    ``W2VBert`` and ``Wav2Vec2Encoder`` with ``gradient_checkpointing=True``.
+    ``W2VBert`` and ``Wav2Vec2Encoder`` with ``gradient_checkpointing``.
 
     Arguments
     ---------
     model : torch.nn.Module
         A transformers ``PreTrainedModel``.
+    every_n_layers : int
+        Recompute layers 0, n, 2n, ... only (default 1: every layer); the
+        others keep their activations, a middle ground of speed and memory.
 
     Example
     -------
@@ -192,11 +207,18 @@ def enable_checkpointing(model: torch.nn.Module) -> None:
     >>> model.is_gradient_checkpointing
     True
     """
+    if every_n_layers < 1:
+        raise ValueError(f"checkpointing every n-th layer needs n >= 1 (gradient_checkpointing, every_n_layers), got {every_n_layers}")
     enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.x
-    if enable is not None:
-        enable({"use_reentrant": False})
+    if enable is not None and "every_n_layers" in inspect.signature(enable).parameters:
+        enable({"use_reentrant": False}, every_n_layers=every_n_layers)
+    elif every_n_layers == 1:
+        (enable or model.gradient_checkpointing_enable)({"use_reentrant": False})
     else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        raise ValueError(
+            f"checkpointing every {every_n_layers} layers needs activation_checkpointing_enable(every_n_layers=...), "
+            f"which this transformers version lacks; upgrade transformers or checkpoint every layer"
+        )
 
 
 class W2VBert(torch.nn.Module):
@@ -249,9 +271,14 @@ class W2VBert(torch.nn.Module):
         relative-key bias computed without the (L, L, head_size) tensor (same
         results, see :mod:`speechbrain_w2vbert.attention`); or transformers'
         own ``"sdpa"``, ``"eager"``, ``"flex_attention"``.
-    gradient_checkpointing : bool
-        Recompute each Conformer layer in the backward pass to save memory
-        (non-reentrant, so it works under DDP) (default False).
+    gradient_checkpointing : bool or int
+        Recompute Conformer layers in the backward pass to save memory
+        (non-reentrant, so it works under DDP): False or 0 (default) none,
+        True or 1 every layer, n >= 2 every n-th layer (0, n, 2n, ...), which
+        keeps part of the speed for part of the memory.
+    time_major_conv : bool
+        Compute the convolution modules time-major (default True: same
+        results as transformers', faster; see :mod:`speechbrain_w2vbert.convolution`).
     output_all_hiddens : bool
         Return the stack of all hidden states [L + 1, B, T'', H] (the
         feature projection's output, then every layer's) instead of the last
@@ -309,7 +336,8 @@ class W2VBert(torch.nn.Module):
         add_adapter: Optional[bool] = None,
         num_adapter_layers: Optional[int] = None,
         attn_implementation: str = BUCKETED,
-        gradient_checkpointing: bool = False,
+        gradient_checkpointing: Union[bool, int] = False,
+        time_major_conv: bool = True,
         output_all_hiddens: bool = False,
         output_layer: Optional[int] = None,
         output_norm: bool = False,
@@ -329,9 +357,9 @@ class W2VBert(torch.nn.Module):
         )
         self._apply_overrides(config, overrides, source)
         if pretrained:
-            self.model = build_model(config, attn_implementation, source, **load_kwargs)
+            self.model = build_model(config, attn_implementation, source, time_major_conv, **load_kwargs)
         else:
-            self.model = build_model(config, attn_implementation)
+            self.model = build_model(config, attn_implementation, time_major_conv=time_major_conv)
 
         if frontend_precision not in ("auto", "fp32", "fp64"):
             raise ValueError(f"frontend_precision must be auto, fp32 or fp64, not {frontend_precision!r}")
@@ -348,7 +376,7 @@ class W2VBert(torch.nn.Module):
         self.output_all_hiddens = output_all_hiddens
         self.output_norm = output_norm
         if gradient_checkpointing:
-            enable_checkpointing(self.model)
+            enable_checkpointing(self.model, int(gradient_checkpointing))
         self._freeze_parameters(freeze, freeze_feature_projection, frozen_layers)
 
     @staticmethod

@@ -152,8 +152,10 @@ class Wav2Vec2Encoder(torch.nn.Module):
     use_attention_mask : bool, optional
         Pass the padding mask to the model; None: only when
         ``feat_extract_norm == "layer"`` (what the feature extractor does).
-    gradient_checkpointing : bool
-        Non-reentrant activation checkpointing of the Transformer layers.
+    gradient_checkpointing : bool or int
+        Non-reentrant activation checkpointing of the Transformer layers:
+        False or 0 none, True or 1 every layer, n >= 2 every n-th layer as
+        transformers counts them (the CNN feature encoder's layers first).
     output_all_hiddens : bool
         Return all hidden states [L + 1, B, T, H] instead of the last.
     output_norm : bool
@@ -199,7 +201,7 @@ class Wav2Vec2Encoder(torch.nn.Module):
         feat_proj_dropout: Optional[float] = None,
         normalize_wav: Optional[bool] = None,
         use_attention_mask: Optional[bool] = None,
-        gradient_checkpointing: bool = False,
+        gradient_checkpointing: Union[bool, int] = False,
         output_all_hiddens: bool = False,
         output_norm: bool = False,
         revision: Optional[str] = None,
@@ -238,7 +240,7 @@ class Wav2Vec2Encoder(torch.nn.Module):
         self.output_all_hiddens = output_all_hiddens
         self.output_norm = output_norm
         if gradient_checkpointing:
-            enable_checkpointing(self.model)
+            enable_checkpointing(self.model, int(gradient_checkpointing))
         if freeze_feature_encoder or freeze:
             self.model.feature_extractor._freeze_parameters()  # no gradients, and run outside autograd
         self._freeze_parameters(freeze, False, frozen_layers)

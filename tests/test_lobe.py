@@ -182,15 +182,21 @@ def test_pretrained_local_folder_never_touches_the_network(tmp_path, monkeypatch
     assert isinstance(loaded.model, Wav2Vec2BertModel)
 
 
-def test_gradient_checkpointing_gives_the_same_gradients():
+@pytest.mark.parametrize("checkpointing, recomputed", [(True, [True] * 4), (2, [True, False, True, False])])
+def test_gradient_checkpointing_gives_the_same_gradients(checkpointing, recomputed):
     wav = torch.randn(2, 12000) * 0.1
     grads = []
-    for checkpointing in (False, True):
-        encoder = build(gradient_checkpointing=checkpointing, mask_time_prob=0.0).train()
+    for option in (False, checkpointing):
+        encoder = build(gradient_checkpointing=option, mask_time_prob=0.0).train()
         encoder(wav).square().mean().backward()
-        grads.append(encoder.model.encoder.layers[0].ffn1.intermediate_dense.weight.grad)
+        grads.append([p.grad for p in encoder.model.encoder.layers.parameters()])
     assert getattr(encoder.model, "is_activation_checkpointing", None) or encoder.model.is_gradient_checkpointing
-    torch.testing.assert_close(grads[0], grads[1])
+    # which layers transformers recomputes (every n-th with an int)
+    assert [layer.gradient_checkpointing for layer in encoder.model.encoder.layers] == recomputed
+    for plain, checkpointed in zip(*grads):
+        torch.testing.assert_close(checkpointed, plain)
+    with pytest.raises(ValueError, match="needs n >= 1"):
+        build(gradient_checkpointing=-1)
 
 
 def test_config_instead_of_source(mixed_batch):

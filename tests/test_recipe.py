@@ -226,6 +226,8 @@ def test_kill_and_resume_matches_an_uninterrupted_run(data, tmp_path):
     assert f"Loading a checkpoint from {ckpt}" in again.stdout + again.stderr
 
     a, b = latest_checkpoint(straight), latest_checkpoint(resumed)
+    with open(TINY, encoding="utf-8") as f:
+        lr = float(re.search(r"^lr_encoder: ([0-9.e-]+)", f.read(), re.M).group(1))
     for name in ("brain.ckpt", "counter.ckpt"):
         with open(os.path.join(a, name)) as fa, open(os.path.join(b, name)) as fb:
             assert yaml.safe_load(fa) == yaml.safe_load(fb), name
@@ -236,7 +238,17 @@ def test_kill_and_resume_matches_an_uninterrupted_run(data, tmp_path):
             state_a, state_b = ({k: v["exp_avg"] for k, v in s["state"].items()} for s in (state_a, state_b))
         assert state_a.keys() == state_b.keys()
         for key in state_a:
-            torch.testing.assert_close(state_a[key], state_b[key], atol=1e-6, rtol=1e-5, msg=f"{name}:{key}")
+            # Not bitwise: in about one run in six, a rounding difference
+            # somewhere in the ~10 updates (this tiny random model's fp32
+            # gradients carry ~2% of rounding noise, see test_convolution.py)
+            # moved a parameter by up to 4.8e-6 (measured), 0.24% of one Adam
+            # step at this lr (2e-3). A real resume fault (a batch skipped or
+            # repeated, RNG or schedule state lost) moves parameters by whole
+            # steps and gradient moments by tens of percent.
+            straight_value, resumed_value = state_a[key], state_b[key]
+            scale = float(straight_value.abs().max()) if name.endswith("optimizer.ckpt") else lr
+            torch.testing.assert_close(resumed_value, straight_value, atol=5e-2 * scale, rtol=0,
+                                       msg=lambda m, name=name, key=key: f"{name}:{key}: {m}")
     assert [r["train loss"] for r in epoch_lines(straight)] == [r["train loss"] for r in epoch_lines(resumed)]
 
 

@@ -8,6 +8,8 @@ The package keeps its import light: the modules are imported on use.
   ``transformers.Wav2Vec2BertModel``.
 - :mod:`speechbrain_w2vbert.attention`: relative-key attention without the
   (L, L, head_size) tensor.
+- :mod:`speechbrain_w2vbert.convolution`: the Conformer convolution module,
+  computed time-major.
 - :mod:`speechbrain_w2vbert.text`: ``normalize_nepali``.
 - :mod:`speechbrain_w2vbert.tokenizer`: the CTC character tokenizer (and
   SentencePiece).

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from transformers.models.wav2vec2_bert.modeling_wav2vec2_bert import Wav2Vec2BertSelfAttention
 
+from speechbrain_w2vbert.swap import swap_class
+
 __all__ = ["BucketedRelativeKeySelfAttention", "relative_key_bias", "use_bucketed_attention"]
 
 
@@ -127,10 +129,7 @@ def use_bucketed_attention(model: torch.nn.Module) -> int:
     >>> use_bucketed_attention(model)
     4
     """
-    converted = 0
-    for module in model.modules():
-        if type(module) is Wav2Vec2BertSelfAttention and module.position_embeddings_type == "relative_key":
-            # Same parameters, same state_dict keys: only forward changes.
-            module.__class__ = BucketedRelativeKeySelfAttention
-            converted += 1
-    return converted
+    return swap_class(
+        model, Wav2Vec2BertSelfAttention, BucketedRelativeKeySelfAttention,
+        lambda module: module.position_embeddings_type == "relative_key",
+    )

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from transformers.models.wav2vec2_bert.modeling_wav2vec2_bert import Wav2Vec2BertConvolutionModule
 
+from speechbrain_w2vbert.swap import swap_class
+
 __all__ = ["TimeMajorConvolutionModule", "use_time_major_convolution"]
 
 
@@ -71,10 +73,4 @@ def use_time_major_convolution(model: torch.nn.Module) -> int:
     >>> use_time_major_convolution(model)
     4
     """
-    converted = 0
-    for module in model.modules():
-        if type(module) is Wav2Vec2BertConvolutionModule:
-            # Same parameters, same state_dict keys: only forward changes.
-            module.__class__ = TimeMajorConvolutionModule
-            converted += 1
-    return converted
+    return swap_class(model, Wav2Vec2BertConvolutionModule, TimeMajorConvolutionModule)

@@ -67,10 +67,10 @@ import numpy as np
 SAMPLE_RATE = 16000
 VOCAB_SIZE = 64  # characters, blank = 0
 CHARS_PER_SECOND = 12  # label density of read Nepali speech
-#: bf16 dense peak of the GPUs we compare on (FLOP/s).
 #: the workers, in table order: the blog, the blog without checkpointing, ours,
 #: ours with checkpointing (every layer; ours_ckpt2: every second layer, not run by default).
 IMPLEMENTATIONS = ("hf", "hf_nockpt", "ours", "ours_ckpt", "ours_ckpt2")
+#: bf16 dense peak of the GPUs we compare on (FLOP/s).
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 

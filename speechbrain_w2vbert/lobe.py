@@ -208,7 +208,9 @@ def enable_checkpointing(model: torch.nn.Module, every_n_layers: int = 1) -> Non
     True
     """
     if every_n_layers < 1:
-        raise ValueError(f"checkpointing every n-th layer needs n >= 1 (gradient_checkpointing, every_n_layers), got {every_n_layers}")
+        raise ValueError(
+            f"checkpointing every n-th layer needs n >= 1 (gradient_checkpointing, every_n_layers), got {every_n_layers}"
+        )
     enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.x
     if enable is not None and "every_n_layers" in inspect.signature(enable).parameters:
         enable({"use_reentrant": False}, every_n_layers=every_n_layers)

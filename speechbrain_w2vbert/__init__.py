@@ -18,6 +18,9 @@ The package keeps its import light: the modules are imported on use.
   recipe helpers (exact resumption, counters, learning-rate schedules).
 - :mod:`speechbrain_w2vbert.export`: ``EncoderASR`` and Hugging Face folders.
 - :mod:`speechbrain_w2vbert.plot`: training curves.
+- :mod:`speechbrain_w2vbert.environment`: do torch, torchaudio, SpeechBrain
+  and transformers import together, and is this the tested environment
+  (``requirements/lock.txt``)?
 """
 
 import os

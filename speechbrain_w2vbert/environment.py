@@ -1,0 +1,383 @@
+"""The software environment: do the libraries load together, and is it the
+tested one (``requirements/lock.txt``)?
+
+A torchaudio built for another torch release fails deep inside
+``import speechbrain`` with an ``undefined symbol`` from ``libtorchaudio.so``;
+:func:`check_imports` turns that into one line naming the versions and what
+to do. The lock of the tested environment is a plain ``name==version`` list;
+:func:`installed_versions`, :func:`read_lock`, :func:`lock_differences` and
+:func:`write_lock` compare an environment with it and write it.
+
+From the shell (``make install`` and ``make test-latest`` run it)::
+
+    python -m speechbrain_w2vbert.environment                     # imports only
+    python -m speechbrain_w2vbert.environment --lock requirements/lock.txt [--strict] [--held-back]
+    python -m speechbrain_w2vbert.environment --write-lock requirements/lock.txt
+    python speechbrain_w2vbert/environment.py --python-of requirements/lock.txt  # before any install
+
+The module needs only the standard library until :func:`check_imports`
+runs, so it also works as a script in a bare interpreter.
+
+Authors: speechbrain-w2vbert contributors
+"""
+
+import argparse
+import datetime
+import importlib
+import importlib.metadata
+import platform
+import re
+import subprocess
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+__all__ = [
+    "IMPORTS",
+    "canonical_name",
+    "pinned_pair",
+    "check_imports",
+    "installed_versions",
+    "read_lock",
+    "lock_differences",
+    "write_lock",
+    "held_back",
+    "main",
+]
+
+#: The modules that must import together, with the distribution that ships
+#: each: torchaudio's extension loads only beside the torch it was built for,
+#: and SpeechBrain imports torchaudio.
+IMPORTS = (
+    ("torch", "torch"),
+    ("torchaudio", "torchaudio"),
+    ("speechbrain", "speechbrain"),
+    ("speechbrain.inference.ASR", "speechbrain"),
+    ("transformers", "transformers"),
+    ("speechbrain_w2vbert.lobe", "speechbrain-w2vbert"),
+)
+
+#: Distributions never written to the lock: the project itself (installed
+#: from the checkout).
+NOT_LOCKED = ("speechbrain-w2vbert",)
+
+
+
+def pinned_pair() -> str:
+    """The torch and torchaudio pins of this package's metadata (the tested
+    pair), as a pip argument list; empty when the package is not installed.
+
+    Example
+    -------
+    >>> [pin.split("==")[0] for pin in pinned_pair().split()]
+    ['torch', 'torchaudio']
+    """
+    try:
+        requires = importlib.metadata.requires("speechbrain-w2vbert") or []
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+    pins = [re.sub(r"\s+", "", r) for r in requires if re.match(r"torch(audio)?\s*==", r)]
+    return " ".join(sorted(pins))
+
+
+def fix() -> str:
+    """What the error message tells the user to do about a broken pair."""
+    pair = pinned_pair()
+    also = f", or `pip install {pair}`" if pair else ""
+    return (
+        "torchaudio must be the build made for the torch beside it: install the tested environment with "
+        f"`make install` (requirements/lock.txt){also}"
+    )
+
+
+def canonical_name(name: str) -> str:
+    """A distribution name as PEP 503 compares them.
+
+    Example
+    -------
+    >>> canonical_name("HyperPyYAML"), canonical_name("ruamel.yaml"), canonical_name("typing_extensions")
+    ('hyperpyyaml', 'ruamel-yaml', 'typing-extensions')
+    """
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _describe(error: BaseException) -> str:
+    """The error's last line, then its causes' (torchaudio wraps the
+    loader's ``undefined symbol`` message in an ``OSError`` of its own)."""
+    parts = []
+    while error is not None:
+        text = str(error).strip()
+        parts.append(f"{type(error).__name__}: {text.splitlines()[-1] if text else ''}".rstrip(": "))
+        error = error.__cause__
+    return " <- ".join(parts)
+
+
+def check_imports(modules: Sequence[Tuple[str, str]] = IMPORTS) -> List[str]:
+    """Imports each module in turn; returns one line per failure (empty when
+    they all load together).
+
+    Each line names the module, the versions of torch, torchaudio and the
+    failing module's distribution, the error's last line (e.g. the undefined
+    symbol) and the fix. Only the first failure is reported: the modules
+    after it import it, so they fail for the same reason.
+
+    Arguments
+    ---------
+    modules : sequence of (module, distribution)
+        What to import, in order (default :data:`IMPORTS`).
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> check_imports([("json", "pip")])
+    []
+    >>> problem, = check_imports([("no_such_module_here", "pip")])
+    >>> problem.startswith("cannot import no_such_module_here")
+    True
+    """
+    for module, distribution in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as error:  # an OSError from a shared library, an ImportError, ...
+            detail = _describe(error)
+            versions = {name: _version(name) for name in ("torch", "torchaudio", distribution)}
+            listed = ", ".join(f"{name} {version}" for name, version in versions.items())
+            return [f"cannot import {module} ({listed}): {detail}. {fix()}."]
+    return []
+
+
+def installed_versions() -> Dict[str, Tuple[str, str]]:
+    """Every distribution of the running interpreter but the project itself.
+
+    Returns
+    -------
+    dict
+        canonical name -> (name as the distribution spells it, version).
+
+    Example
+    -------
+    >>> "pip" in installed_versions() and "speechbrain-w2vbert" not in installed_versions()
+    True
+    """
+    found = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name and canonical_name(name) not in NOT_LOCKED:
+            found[canonical_name(name)] = (name, dist.version)
+    return found
+
+
+def read_lock(path: str) -> Dict[str, Tuple[str, str]]:
+    """The ``name==version`` lines of a lock file (comments ignored).
+
+    Arguments
+    ---------
+    path : str
+        The lock file.
+
+    Returns
+    -------
+    dict
+        canonical name -> (name, version).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+    ...     _ = f.write("# Python 3.11.7\\nHyperPyYAML==1.2.3\\ntorch==2.11.0\\n")
+    >>> read_lock(f.name)
+    {'hyperpyyaml': ('HyperPyYAML', '1.2.3'), 'torch': ('torch', '2.11.0')}
+    """
+    pins = {}
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", line)
+            if match is None:
+                raise ValueError(f"{path}:{number}: not a `name==version` line: {line!r}")
+            pins[canonical_name(match.group(1))] = (match.group(1), match.group(2))
+    return pins
+
+
+def lock_python(path: str) -> Optional[str]:
+    """The ``major.minor`` Python version a lock file's header names, if any.
+
+    Arguments
+    ---------
+    path : str
+        The lock file.
+
+    Returns
+    -------
+    str or None
+    """
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            match = re.match(r"#.*\bPython (\d+\.\d+)", line)
+            if match:
+                return match.group(1)
+    return None
+
+
+def lock_differences(lock: Dict[str, Tuple[str, str]], installed: Dict[str, Tuple[str, str]]) -> List[str]:
+    """One line per distribution whose version differs between a lock and an
+    environment (or that only one of them has), sorted by name.
+
+    Arguments
+    ---------
+    lock, installed : dict
+        As :func:`read_lock` and :func:`installed_versions` return them.
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> lock = {"torch": ("torch", "2.11.0"), "six": ("six", "1.16.0")}
+    >>> now = {"torch": ("torch", "2.15.0"), "rich": ("rich", "15.0.0"), "six": ("six", "1.16.0")}
+    >>> for line in lock_differences(lock, now): print(line)
+    rich: not in the lock -> 15.0.0
+    torch: 2.11.0 -> 2.15.0
+    """
+    lines = []
+    for key in sorted(set(lock) | set(installed)):
+        locked, present = lock.get(key), installed.get(key)
+        name = (locked or present)[0]
+        if locked is None:
+            lines.append(f"{name}: not in the lock -> {present[1]}")
+        elif present is None:
+            lines.append(f"{name}: {locked[1]} -> not installed")
+        elif locked[1] != present[1]:
+            lines.append(f"{name}: {locked[1]} -> {present[1]}")
+    return lines
+
+
+def newest_on_index(name: str) -> Optional[str]:
+    """The newest release of ``name`` on the package index pip is configured
+    with (``pip index versions``), or None if pip cannot tell.
+
+    Arguments
+    ---------
+    name : str
+        A distribution name.
+
+    Returns
+    -------
+    str or None
+    """
+    done = subprocess.run([sys.executable, "-m", "pip", "index", "versions", name],
+                          capture_output=True, text=True, timeout=300)
+    match = re.search(r"^Available versions: ([^,\s]+)", done.stdout, re.M)
+    return match.group(1) if match else None
+
+
+def held_back() -> List[str]:
+    """One line per exact pin (``==``) of this package's metadata that holds
+    back a newer release on the index (the drift the pins hide from
+    ``make test-latest``).
+
+    Returns
+    -------
+    list of str
+    """
+    lines = []
+    try:
+        requires = importlib.metadata.requires("speechbrain-w2vbert") or []
+    except importlib.metadata.PackageNotFoundError:
+        return lines
+    for requirement in requires:
+        match = re.match(r"([A-Za-z0-9._-]+)\s*==\s*([^\s;,]+)$", requirement)
+        if match:
+            newest = newest_on_index(match.group(1))
+            if newest is not None and newest != match.group(2):
+                lines.append(f"{match.group(1)}: pinned to {match.group(2)}, newest on the index {newest}")
+    return lines
+
+
+def write_lock(path: str, installed: Dict[str, Tuple[str, str]]) -> None:
+    """Writes ``installed`` as a lock file, with a header naming the Python,
+    the platform and the date.
+
+    Arguments
+    ---------
+    path : str
+        The lock file (replaced).
+    installed : dict
+        As :func:`installed_versions` returns it.
+    """
+    python = ".".join(platform.python_version_tuple()[:3])
+    header = [
+        "# The tested environment: every distribution of a venv in which `make test` passed.",
+        f"# Python {python} ({platform.system()} {platform.machine()}), written {datetime.date.today()}.",
+        "# `make install` installs exactly this; `make lock` rewrites it (README: Updating the lock).",
+    ]
+    lines = [f"{name}=={version}" for _, (name, version) in sorted(installed.items())]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(header + lines) + "\n")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command line (see the module docstring); returns the exit status:
+    0 fine, 1 the environment differs from the lock (with ``--strict``),
+    2 the libraries do not import together or the Python is not the lock's."""
+    parser = argparse.ArgumentParser(prog="python -m speechbrain_w2vbert.environment", description=__doc__.split("\n")[0])
+    parser.add_argument("--lock", help="compare the environment with this lock file and print the differences")
+    parser.add_argument("--strict", action="store_true", help="with --lock: exit 1 when anything differs")
+    parser.add_argument("--write-lock", metavar="PATH", help="write this environment as a lock file")
+    parser.add_argument("--held-back", action="store_true",
+                        help="also list the exact pins of pyproject.toml that hold back a newer release")
+    parser.add_argument("--python-of", metavar="LOCK",
+                        help="only check that this interpreter is the Python the lock was made with")
+    args = parser.parse_args(argv)
+    prog = "speechbrain-w2vbert"
+
+    if args.python_of:
+        wanted, have = lock_python(args.python_of), "%d.%d" % sys.version_info[:2]
+        if wanted is not None and wanted != have:
+            print(f"{prog}: {args.python_of} was tested with Python {wanted}, this is Python {have} "
+                  f"({sys.executable}); run `make install PYTHON=python{wanted}`, or `pip install -e .` "
+                  "for the untested ranges of pyproject.toml.", file=sys.stderr)
+            return 2
+        return 0
+
+    problems = check_imports()
+    for line in problems:
+        print(f"{prog}: {line}", file=sys.stderr)
+    if problems:
+        return 2
+    installed = installed_versions()
+    print(f"{prog}: " + ", ".join(f"{name} {_version(name)}" for name in ("torch", "torchaudio", "speechbrain",
+                                                                       "transformers")) + " import together")
+    status = 0
+    if args.lock:
+        differences = lock_differences(read_lock(args.lock), installed)
+        if differences:
+            print(f"{prog}: {len(differences)} versions differ from {args.lock} (lock -> this environment):")
+            for line in differences:
+                print(f"  {line}")
+            status = 1 if args.strict else 0
+        else:
+            print(f"{prog}: the environment is {args.lock}, exactly ({len(installed)} distributions)")
+    if args.held_back:
+        for line in held_back():
+            print(f"{prog}: {line} (probe it: make test-latest PAIR=...)")
+    if args.write_lock:
+        write_lock(args.write_lock, installed)
+        print(f"{prog}: wrote {args.write_lock} ({len(installed)} distributions)")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

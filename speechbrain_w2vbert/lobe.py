@@ -45,6 +45,13 @@ CONFIG_FIELDS = (
 )
 
 
+#: ``frontend_precision`` -> (dtype, spectral_dtype) of the SeamlessFbank.
+FRONTEND_PRECISIONS = {
+    "mixed": (torch.float32, torch.float64),
+    "fp64": (torch.float64, torch.float64),
+    "fp32": (torch.float32, torch.float32),
+}
+
 #: ``attn_implementation`` value for transformers' SDPA kernel fed by our
 #: bucketed relative-key bias (:mod:`speechbrain_w2vbert.attention`).
 BUCKETED = "sdpa_bucketed"
@@ -298,11 +305,13 @@ class W2VBert(torch.nn.Module):
         must then be False): lets an inference ``hyperparams.yaml`` carry
         the config inline and load the weights from a checkpoint.
     frontend_precision : str
-        Precision of the SeamlessM4T features: ``"fp32"`` (within 1e-3 of
-        transformers' extractor, fastest), ``"fp64"`` (within ~3e-6, about
-        2.2x the frontend's cost, still small beside the encoder's), or
-        ``"auto"`` (default): fp32 in training, fp64 in eval mode, so that
-        inference agrees with transformers' own pipeline to the last digits.
+        Precision of the SeamlessM4T features, the same in training and in
+        eval mode: ``"mixed"`` (default: fp64 from the waveform to the power
+        spectrum, fp32 after; within 6e-6 of transformers' extractor on every
+        input measured), ``"fp64"`` (all fp64; within ~4e-6, a little
+        slower), or ``"fp32"`` (all fp32: faster on the CPU, but up to 3.4e-3
+        off on band-limited audio and 1e-3 on speech with pauses, see
+        :mod:`speechbrain_w2vbert.features`).
 
     Example
     -------
@@ -345,7 +354,7 @@ class W2VBert(torch.nn.Module):
         output_norm: bool = False,
         revision: Optional[str] = None,
         config: Optional[Union[dict, Wav2Vec2BertConfig]] = None,
-        frontend_precision: str = "auto",
+        frontend_precision: str = "mixed",
     ):
         super().__init__()
         arguments = locals()
@@ -363,10 +372,13 @@ class W2VBert(torch.nn.Module):
         else:
             self.model = build_model(config, attn_implementation, time_major_conv=time_major_conv)
 
-        if frontend_precision not in ("auto", "fp32", "fp64"):
-            raise ValueError(f"frontend_precision must be auto, fp32 or fp64, not {frontend_precision!r}")
+        if frontend_precision not in FRONTEND_PRECISIONS:
+            raise ValueError(
+                f"frontend_precision must be one of {', '.join(FRONTEND_PRECISIONS)}, not {frontend_precision!r}"
+            )
         self.frontend_precision = frontend_precision
-        self.frontend = SeamlessFbank()
+        dtype, spectral_dtype = FRONTEND_PRECISIONS[frontend_precision]
+        self.frontend = SeamlessFbank(dtype=dtype, spectral_dtype=spectral_dtype)
         feature_dim = self.frontend.n_mels * self.frontend.stride
         if config.feature_projection_input_dim != feature_dim:
             raise ValueError(
@@ -474,8 +486,7 @@ class W2VBert(torch.nn.Module):
         return self._encode(wavs, wav_lens, return_lengths)
 
     def _encode(self, wavs, wav_lens, return_lengths):
-        exact = self.frontend_precision == "fp64" or (self.frontend_precision == "auto" and not self.training)
-        feats, feat_lens = self.frontend(wavs, wav_lens, torch.float64 if exact else torch.float32)  # [B, T', 160] fp32
+        feats, feat_lens = self.frontend(wavs, wav_lens)  # [B, T', 160] fp32
         num_frames = feats.shape[1]
         valid = torch.round(feat_lens * num_frames).long()
         attention_mask = torch.arange(num_frames, device=feats.device)[None, :] < valid[:, None]  # [B, T']

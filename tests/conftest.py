@@ -22,6 +22,15 @@ def nepali_speech():
 
 
 @pytest.fixture(scope="session")
+def joined_speech():
+    """Six espeak-ng Nepali utterances joined end to end with their exact
+    digital-silence edges, 17.7 s (tests/data/ne_joined_6.flac)."""
+    wav, rate = sf.read(os.path.join(DATA_DIR, "ne_joined_6.flac"), dtype="float32")
+    assert rate == 16000 and wav.ndim == 1
+    return wav
+
+
+@pytest.fixture(scope="session")
 def reference_extractor():
     """transformers' numpy SeamlessM4TFeatureExtractor with its default settings."""
     from transformers import SeamlessM4TFeatureExtractor

@@ -1,6 +1,6 @@
-"""The benchmarks' batching (bench/train_step.py) and CPU memory helpers
-(bench/common.py): what makes their comparisons fair, checked without
-running a benchmark."""
+"""The benchmarks' batching (bench/train_step.py, bench/frontend.py) and CPU
+memory helpers (bench/common.py): what makes their comparisons fair,
+checked without running a benchmark."""
 
 import os
 import sys
@@ -12,6 +12,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
 
 import common  # noqa: E402
+import frontend  # noqa: E402
 import train_step  # noqa: E402
 
 
@@ -52,3 +53,21 @@ def test_peak_rss_reset_follows_live_memory():
     block = torch.ones(64 * 2**20 // 4)  # 64 MB, touched
     del block
     assert common.rss_mb("VmHWM") - base > 60
+
+
+def test_frontend_loop_batches_are_the_recipes():
+    """The in-the-loop frontend bench draws the GPU recipe's batches: its
+    batcher's settings, a new shape at almost every call, the epoch's
+    largest batch first; and the CLI workload sends single 2-15 s files."""
+    settings = frontend.recipe_batching()
+    with open(frontend.RECIPE_HPARAMS, encoding="utf-8") as f:
+        text = f.read()
+    for key, value in settings.items():  # the yaml's own lines
+        assert f"\n{key}: {value:g}  #" in text, key
+    batches = frontend.recipe_batches(12, seed=0)
+    assert len(batches) == 12 and all(1 <= len(b) <= settings["max_batch_ex"] for b in batches)
+    assert all(len(b) * max(b) <= settings["max_batch_length"] + 15 for b in batches)  # padded s, one bucket's spread
+    assert len({(len(b), round(max(b), 2)) for b in batches}) >= 11  # new shapes
+    assert len(batches[0]) * max(batches[0]) == max(len(b) * max(b) for b in batches)
+    files = frontend.cli_files(20, seed=0)
+    assert all(len(f) == 1 and 2.0 <= f[0] <= 15.0 for f in files)

@@ -7,7 +7,10 @@ import torch
 from speechbrain_w2vbert.features import SeamlessFbank
 from tests.conftest import pad_batch
 
-TOLERANCE = 1e-3  # max abs difference on normalised features
+# Max abs difference on normalised features. Measured at most 2.3e-5, on a
+# 3-frame utterance: the reference's own fp32 rounding, divided by each bin's
+# small spread over 3 frames; 6e-6 on every input longer than 1 s.
+TOLERANCE = 5e-5
 
 
 def reference(extractor, wav):
@@ -91,10 +94,97 @@ def test_mixed_length_batch_equals_each_alone(reference_extractor, nepali_speech
 
 
 def test_tiling_does_not_change_the_result(nepali_speech):
+    # Tiles of 37 frames split both utterances and pack them together; 0 is
+    # the whole batch at once, padding included (the CUDA path).
+    rng = np.random.default_rng(4)
+    wavs = nepali_speech + [rng.normal(0, 0.1, 9000).astype(np.float32)]
+    batch, lens = pad_batch(wavs)
+    default, _ = SeamlessFbank()(batch, lens)
+    for tile in (37, 64, 0):
+        tiled, _ = SeamlessFbank(tile_frames=tile)(batch, lens)
+        torch.testing.assert_close(tiled, default, rtol=0, atol=1e-6, msg=f"tile_frames={tile}")
+
+
+def test_a_call_does_not_depend_on_the_calls_before(nepali_speech):
+    # Buffers are kept between calls: a long batch, then a short one, then a
+    # padded one must give what fresh instances give.
+    fbank = SeamlessFbank(tile_frames=64)
+    calls = [pad_batch(nepali_speech), pad_batch([nepali_speech[1][:9000]]), pad_batch(nepali_speech[::-1])]
+    for batch, lens in calls:
+        torch.testing.assert_close(fbank(batch, lens)[0], SeamlessFbank(tile_frames=64)(batch, lens)[0],
+                                   rtol=0, atol=0)
+
+
+def test_mel_blocks_hold_every_filter_weight_once():
+    fbank = SeamlessFbank()
+    rebuilt = torch.zeros_like(fbank.mel_filters)
+    covered = torch.zeros_like(fbank.mel_filters)
+    for b0, b1, f0, f1 in fbank._mel_blocks:
+        rebuilt[b0:b1, f0:f1] += fbank.mel_filters[b0:b1, f0:f1]
+        covered[:, f0:f1] += 1  # each filter (column) in exactly one block
+    assert torch.equal(covered, torch.ones_like(covered))
+    assert torch.equal(rebuilt, fbank.mel_filters)  # the blocks' bin ranges hold all their filters' weights
+    dense_macs = fbank.mel_filters.numel()
+    assert sum((b1 - b0) * (f1 - f0) for b0, b1, f0, f1 in fbank._mel_blocks) < dense_macs / 2
+
+
+def test_half_keeps_the_constants_exact(nepali_speech):
     batch, lens = pad_batch(nepali_speech)
-    tiled, _ = SeamlessFbank(cpu_tile_frames=37)(batch, lens)
-    whole, _ = SeamlessFbank(cpu_tile_frames=0)(batch, lens)
-    torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-6)
+    fbank = SeamlessFbank().half()  # as a whole-model .half() does
+    assert fbank.window.dtype == fbank.mel_filters.dtype == torch.float64
+    torch.testing.assert_close(fbank(batch, lens)[0], SeamlessFbank()(batch, lens)[0], rtol=0, atol=0)
+
+
+def hard_inputs(joined, nepali_speech):
+    """Inputs whose low-power bins an fp32 spectrum gets wrong: speech with
+    digital-silence edges, up to 30 s with long pauses, clipping, low-level
+    noise, quiet speech and telephone-band audio resampled to 16 kHz."""
+    import torchaudio
+
+    rng = np.random.default_rng(7)
+    silence = lambda seconds: np.zeros(int(seconds * 16000), np.float32)  # noqa: E731
+    a, b = nepali_speech
+    paused = np.concatenate([silence(2), a, silence(3), joined[: 6 * 16000], silence(4), b, silence(2.5),
+                             joined[8 * 16000 :]])[: 30 * 16000]
+    narrow = torchaudio.functional.resample(torchaudio.functional.resample(torch.from_numpy(joined), 16000, 8000),
+                                            8000, 16000).numpy()
+    noise = (1e-4 * rng.standard_normal(len(joined))).astype(np.float32)
+    return {
+        "six utterances joined (17.7 s)": joined,
+        "30 s with long pauses": paused,
+        "clipped (x8)": np.clip(joined * 8, -1, 1),
+        "low-level noise only (1e-4, 10 s)": noise[: 10 * 16000],
+        "speech + 1e-4 noise + digital silence": np.concatenate([silence(1), joined + noise, silence(1)]),
+        "quiet speech (x0.01)": joined * 0.01,
+        "8 kHz audio resampled to 16 kHz": narrow,
+    }
+
+
+@pytest.mark.parametrize("precision", ["default", "fp64"])
+def test_hard_inputs_match_reference(reference_extractor, joined_speech, nepali_speech, precision):
+    # The measured errors of an fp32 spectrum on these: 6e-4 to 3.2e-3.
+    fbank = SeamlessFbank() if precision == "default" else SeamlessFbank(dtype=torch.float64)
+    inputs = hard_inputs(joined_speech, nepali_speech)
+    for name, wav in inputs.items():
+        ref, n = reference(reference_extractor, wav)
+        feats, _ = fbank(torch.from_numpy(np.ascontiguousarray(wav))[None])
+        assert feats.shape[1] == n, name
+        diff = np.abs(feats[0].numpy() - ref).max()
+        assert diff <= TOLERANCE, f"{name}: max abs diff {diff}"
+    # and all of them in one padded batch, as the training loop sends them
+    check_batch(reference_extractor, list(inputs.values()), fbank)
+
+
+def test_fp32_spectra_are_the_documented_bound(reference_extractor, joined_speech, nepali_speech):
+    # spectral_dtype=float32 is the fast, inexact option: its error stays
+    # within the bound the docstrings give (3.2e-3 measured, on the 8 kHz
+    # audio), and the default is far below it on the same inputs.
+    fast = SeamlessFbank(spectral_dtype=torch.float32)
+    worst = 0.0
+    for wav in hard_inputs(joined_speech, nepali_speech).values():
+        ref, n = reference(reference_extractor, wav)
+        worst = max(worst, float(np.abs(fast(torch.from_numpy(np.ascontiguousarray(wav))[None])[0][0].numpy() - ref).max()))
+    assert 1e-3 < worst <= 4e-3, worst
 
 
 def test_fp32_under_autocast(nepali_speech):
@@ -168,5 +258,3 @@ def test_float64_is_within_1e_5_of_reference(reference_extractor, nepali_speech)
     for i, wav in enumerate(wavs):
         ref, n = reference(reference_extractor, wav)
         assert np.abs(feats[i, :n].numpy() - ref).max() <= 1e-5
-    per_call, _ = SeamlessFbank()(*pad_batch(wavs), dtype=torch.float64)
-    torch.testing.assert_close(per_call, feats, rtol=0, atol=0)

@@ -9,7 +9,7 @@ from speechbrain.nnet.containers import LengthsCapableSequential
 from transformers import Wav2Vec2BertModel
 
 from speechbrain_w2vbert import TINY_CONFIG_DIR
-from speechbrain_w2vbert.lobe import W2VBert
+from speechbrain_w2vbert.lobe import FRONTEND_PRECISIONS, W2VBert
 from tests.conftest import pad_batch
 
 
@@ -216,20 +216,17 @@ def test_config_instead_of_source(mixed_batch):
         W2VBert(pretrained=False)
 
 
-def test_frontend_precision_follows_the_mode(monkeypatch):
-    wav = torch.randn(1, 8000) * 0.1
-
-    def precisions(encoder, *modes):
-        """The dtype the frontend is asked for in each mode (True: training)."""
-        seen, original = [], encoder.frontend.forward
-        monkeypatch.setattr(encoder.frontend, "forward", lambda *a, **k: seen.append(a[2]) or original(*a, **k))
-        for training in modes:
-            encoder.train(training)(wav)
-        return seen
-
-    assert precisions(build(), True, False) == [torch.float32, torch.float64]
-    assert precisions(build(frontend_precision="fp32"), False) == [torch.float32]
-    with pytest.raises(ValueError, match="frontend_precision"):
+def test_frontend_precision_is_the_same_in_training_and_eval():
+    # Training and inference must see the same features (no mode-dependent frontend).
+    wav = torch.randn(2, 8000) * 0.1
+    lens = torch.tensor([1.0, 0.8])
+    for name, (dtype, spectral_dtype) in FRONTEND_PRECISIONS.items():
+        encoder = build(frontend_precision=name)
+        assert (encoder.frontend.dtype, encoder.frontend.spectral_dtype) == (dtype, spectral_dtype)
+        train_feats = encoder.train().frontend(wav, lens)[0]
+        torch.testing.assert_close(encoder.eval().frontend(wav, lens)[0], train_feats, rtol=0, atol=0)
+    assert build().frontend_precision == "mixed"
+    with pytest.raises(ValueError, match="frontend_precision must be one of mixed, fp64, fp32"):
         build(frontend_precision="bf16")
 
 

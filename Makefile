@@ -14,7 +14,7 @@ LATEST_PY := $(LATEST_VENV)/bin/python
 PAIR ?=
 CHECK_ENV = -m speechbrain_w2vbert.environment
 
-.PHONY: install test demo bench test-latest lock clean
+.PHONY: install test test-fast demo bench test-latest lock clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 # The whole test suite, doctests included (CI runs exactly this).
 test: install
 	$(PY) -m pytest
+
+# Everything but the recipe trainings and the other slow tests (under a minute).
+test-fast: install
+	$(PY) -m pytest -m "not recipe and not slow"
 
 # The main job (see README.md).
 demo: install

@@ -37,6 +37,7 @@ import soundfile as sf
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "recipes", "OpenSLR54")]
 
+import speechbrain_w2vbert.ctc  # noqa: E402,F401  loaded before timing, as train.py has it (the CTC filter uses it)
 from openslr54_prepare import (  # noqa: E402
     prepare_openslr54,
     read_audio_info,
@@ -94,13 +95,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         gen_s, root = timed(make_corpus, tmp, args.n, args.seconds)
         scan_s, audio = timed(scan_audio, root)
-        paths = [v[0] for v in audio.values()]
+        paths = [entry.path for entry in audio.values()]
         rows = [("scan", scan_s)]
         for kind in ("serial", "thread", "process"):
             workers = 1 if kind == "serial" else args.workers
             executor = "thread" if kind == "thread" else "process"
             seconds, infos = timed(read_audio_info, paths, workers, executor)
-            assert all(i[0] is None for i in infos), "synthetic files must all be valid"
+            assert all(info.reason is None for info in infos), "synthetic files must all be valid"
             rows.append((f"info {kind}", seconds))
         prep_s, report = timed(
             prepare_openslr54, tmp, os.path.join(tmp, "prep"), num_workers=args.workers

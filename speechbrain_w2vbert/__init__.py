@@ -4,23 +4,33 @@ The package keeps its import light: the modules are imported on use.
 
 - :mod:`speechbrain_w2vbert.features`: ``SeamlessFbank``, the batched torch
   twin of ``transformers.SeamlessM4TFeatureExtractor``.
-- :mod:`speechbrain_w2vbert.lobe`: ``W2VBert``, the SpeechBrain lobe around
+- :mod:`speechbrain_w2vbert.encoder`: ``SpeechEncoder``, the base of the
+  lobes (sources, overrides, freezing, lengths, the encoder's facts).
+- :mod:`speechbrain_w2vbert.lobe`: ``W2VBert``, the lobe around
   ``transformers.Wav2Vec2BertModel``.
+- :mod:`speechbrain_w2vbert.wav2vec2`: ``Wav2Vec2Encoder``, the lobe of the
+  wav2vec 2.0 family (wav2vec 2.0, XLSR, XLS-R, MMS, HuBERT).
 - :mod:`speechbrain_w2vbert.attention`: relative-key attention without the
-  (L, L, head_size) tensor.
-- :mod:`speechbrain_w2vbert.convolution`: the Conformer convolution module,
-  computed time-major.
+  (L, L, head_size) tensor; :mod:`speechbrain_w2vbert.convolution`: the
+  Conformer convolution module, computed time-major;
+  :mod:`speechbrain_w2vbert.swap`: the in-place class swaps, guarded.
 - :mod:`speechbrain_w2vbert.text`: ``normalize_nepali``.
 - :mod:`speechbrain_w2vbert.tokenizer`: the CTC character tokenizer (and
   SentencePiece).
-- :mod:`speechbrain_w2vbert.ctc`: fp32 CTC loss, greedy decoding, ``W2VBertCTC``.
+- :mod:`speechbrain_w2vbert.ctc`: fp32 CTC loss, greedy decoding, and
+  ``EncoderCTC``, the model training and inference both run.
 - :mod:`speechbrain_w2vbert.training`, :mod:`speechbrain_w2vbert.schedulers`:
   recipe helpers (exact resumption, counters, learning-rate schedules).
 - :mod:`speechbrain_w2vbert.export`: ``EncoderASR`` and Hugging Face folders.
 - :mod:`speechbrain_w2vbert.plot`: training curves.
+- :mod:`speechbrain_w2vbert.audio`: reading audio files;
+  :mod:`speechbrain_w2vbert.chunking`: long files in overlapping chunks;
+  :mod:`speechbrain_w2vbert.timestamps`: word times and SRT;
+  :mod:`speechbrain_w2vbert.transcribe`: ``Transcriber``;
+  :mod:`speechbrain_w2vbert.cli`: the ``w2vbert-asr`` command.
 - :mod:`speechbrain_w2vbert.environment`: do torch, torchaudio, SpeechBrain
-  and transformers import together, and is this the tested environment
-  (``requirements/lock.txt``)?
+  and transformers import together, are the private names this package
+  uses there, and is this the tested environment (``requirements/lock.txt``)?
 """
 
 import os

@@ -17,10 +17,11 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from transformers.models.wav2vec2_bert.modeling_wav2vec2_bert import Wav2Vec2BertSelfAttention
+from transformers.utils.output_capturing import _active_collector
 
-from speechbrain_w2vbert.swap import swap_class
+from speechbrain_w2vbert.swap import encoder_layers, swap_class
 
-__all__ = ["BucketedRelativeKeySelfAttention", "relative_key_bias", "use_bucketed_attention"]
+__all__ = ["BucketedRelativeKeySelfAttention", "attentions_requested", "relative_key_bias", "use_bucketed_attention"]
 
 
 def relative_key_bias(query: torch.Tensor, distance_embedding: torch.Tensor, left: int, right: int) -> torch.Tensor:
@@ -58,9 +59,22 @@ def relative_key_bias(query: torch.Tensor, distance_embedding: torch.Tensor, lef
     return torch.gather(scores, 3, buckets.expand(batch, heads, length, length))
 
 
+def attentions_requested() -> bool:
+    """Whether the running transformers forward collects attention weights
+    (``output_attentions=True``, in the call or the config): transformers 5
+    records them with hooks on the attention modules' outputs."""
+    collected = _active_collector.get()  # None outside a capturing forward
+    return bool(collected) and "attentions" in collected
+
+
 class BucketedRelativeKeySelfAttention(Wav2Vec2BertSelfAttention):
     """``Wav2Vec2BertSelfAttention`` (``relative_key``) computed through
-    :func:`relative_key_bias` and ``torch.nn.functional.scaled_dot_product_attention``.
+    :func:`relative_key_bias` and torch's
+    ``torch.nn.functional.scaled_dot_product_attention``.
+
+    With ``output_attentions=True`` the attention runs explicitly instead
+    (scores, softmax, dropout, weighted sum) and returns its weights [B, H,
+    L, L], as transformers' eager attention does.
 
     Not built directly: :func:`use_bucketed_attention` converts the layers of
     an existing model in place, keeping their parameters.
@@ -72,9 +86,11 @@ class BucketedRelativeKeySelfAttention(Wav2Vec2BertSelfAttention):
         attention_mask: Optional[torch.Tensor] = None,
         relative_position_embeddings: Optional[torch.Tensor] = None,
         **kwargs,
-    ) -> Tuple[torch.Tensor, None]:
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Self-attention over [B, L, hidden]; ``attention_mask`` is the
-        model's mask, boolean (True = attend) or additive, [B, 1, L, L]."""
+        model's mask, boolean (True = attend) or additive, [B, 1, L, L].
+        Returns the output [B, L, hidden] and the attention weights [B, H,
+        L, L] when they are requested (None otherwise)."""
         batch, length, _ = hidden_states.shape
         shape = (batch, length, self.num_heads, self.head_size)
         query = self.linear_q(hidden_states).view(shape).transpose(1, 2)  # [B, H, L, D]
@@ -95,16 +111,18 @@ class BucketedRelativeKeySelfAttention(Wav2Vec2BertSelfAttention):
                 bias = bias.masked_fill(~attention_mask, torch.finfo(bias.dtype).min)
             else:
                 bias = bias + attention_mask
-        output = F.scaled_dot_product_attention(
-            query,
-            key,
-            value,
-            attn_mask=bias,
-            dropout_p=self.dropout.p if self.training else 0.0,
-            scale=self.scaling,
-        )  # [B, H, L, D]
+        dropout = self.dropout.p if self.training else 0.0
+        weights = None
+        if attentions_requested():
+            scores = torch.matmul(query, key.transpose(-1, -2)).mul_(self.scaling).add_(bias)  # [B, H, L, L]
+            weights = scores.softmax(dim=-1, dtype=torch.float32).to(query.dtype)
+            output = torch.matmul(F.dropout(weights, dropout, self.training), value)
+        else:
+            output = F.scaled_dot_product_attention(
+                query, key, value, attn_mask=bias, dropout_p=dropout, scale=self.scaling
+            )  # [B, H, L, D]
         output = output.transpose(1, 2).reshape(batch, length, -1)
-        return self.linear_out(output), None
+        return self.linear_out(output), weights
 
 
 def use_bucketed_attention(model: torch.nn.Module) -> int:
@@ -119,7 +137,11 @@ def use_bucketed_attention(model: torch.nn.Module) -> int:
     Returns
     -------
     int
-        The number of layers converted (0 for other position schemes).
+        The number of layers converted: every layer of a ``relative_key``
+        model, or a ``RuntimeError`` naming the transformers version when
+        that is not what it finds (see
+        :func:`~speechbrain_w2vbert.swap.swap_class`); 0 for other position
+        schemes, which this attention does not implement.
 
     Example
     -------
@@ -129,7 +151,11 @@ def use_bucketed_attention(model: torch.nn.Module) -> int:
     >>> use_bucketed_attention(model)
     4
     """
+    config = getattr(model, "config", None)
+    relative_key = getattr(config, "position_embeddings_type", None) == "relative_key"
     return swap_class(
         model, Wav2Vec2BertSelfAttention, BucketedRelativeKeySelfAttention,
         lambda module: module.position_embeddings_type == "relative_key",
+        expected=encoder_layers(model) if relative_key else None,
+        switch_off="attn_implementation='sdpa'",
     )

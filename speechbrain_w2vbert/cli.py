@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def model_options(sub):
+        """The model options every subcommand takes."""
         sub.add_argument("model", help="EncoderASR folder (the recipe's inference/) or hub repository")
         sub.add_argument("--savedir",
                          help="where SpeechBrain links/fetches the model files (default: a temporary folder)")
@@ -78,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_model(source: str, savedir: Optional[str] = None, device: str = "cpu"):
-    """``EncoderASR.from_hparams(source=..., savedir=...)`` on ``device``."""
+    """The ``EncoderASR`` of a model folder or hub repository, loaded with
+    ``EncoderASR.from_hparams`` on ``device``."""
     from speechbrain.inference.ASR import EncoderASR
 
     return EncoderASR.from_hparams(source=source, savedir=savedir, run_opts={"device": device})
@@ -88,7 +90,7 @@ def transcribe_files(transcriber, paths: Sequence[str], timestamps: bool = False
     """Transcribe files; one dict per path, in order, with ``file`` and
     either the transcription or ``error`` (the message of a file that could
     not be transcribed)."""
-    from speechbrain_w2vbert.transcribe import AudioError
+    from speechbrain_w2vbert.audio import AudioError
 
     wavs, readable, results = [], [], []
     for path in paths:
@@ -105,7 +107,7 @@ def transcribe_files(transcriber, paths: Sequence[str], timestamps: bool = False
 
 def format_results(results: Sequence[Dict], fmt: str) -> str:
     """The successful results as ``text``, ``tsv``, ``json`` or ``srt`` (one file's words)."""
-    from speechbrain_w2vbert.transcribe import to_srt
+    from speechbrain_w2vbert.timestamps import to_srt
 
     ok = [r for r in results if "error" not in r]
     if fmt == "json":

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from transformers.models.wav2vec2_bert.modeling_wav2vec2_bert import Wav2Vec2BertConvolutionModule
 
-from speechbrain_w2vbert.swap import swap_class
+from speechbrain_w2vbert.swap import encoder_layers, swap_class
 
 __all__ = ["TimeMajorConvolutionModule", "use_time_major_convolution"]
 
@@ -63,7 +63,8 @@ def use_time_major_convolution(model: torch.nn.Module) -> int:
     Returns
     -------
     int
-        The number of modules converted.
+        The number of modules converted: one per layer, or a ``RuntimeError``
+        naming the transformers version (see :func:`~speechbrain_w2vbert.swap.swap_class`).
 
     Example
     -------
@@ -73,4 +74,5 @@ def use_time_major_convolution(model: torch.nn.Module) -> int:
     >>> use_time_major_convolution(model)
     4
     """
-    return swap_class(model, Wav2Vec2BertConvolutionModule, TimeMajorConvolutionModule)
+    return swap_class(model, Wav2Vec2BertConvolutionModule, TimeMajorConvolutionModule,
+                      expected=encoder_layers(model), switch_off="time_major_conv=False")

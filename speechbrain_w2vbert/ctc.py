@@ -1,6 +1,7 @@
-"""CTC pieces of the recipe: fp32 log-probabilities, a loss that reports
-infeasible utterances instead of zeroing them silently, greedy decoding, and
-:class:`W2VBertCTC`, the encoder plus linear head used for inference.
+"""CTC pieces: fp32 log-probabilities, a loss that reports infeasible
+utterances instead of zeroing them silently, greedy decoding, and
+:class:`EncoderCTC`, a speech encoder lobe with dropout and a linear head:
+the one model the recipe trains and ``EncoderASR`` runs.
 
 The CTC head is a single ``torch.nn.Linear`` over the encoder's output, as
 ``transformers.Wav2Vec2BertForCTC.lm_head`` is, so a trained model maps 1:1
@@ -9,6 +10,7 @@ onto that class (see :func:`speechbrain_w2vbert.export.to_hf_ctc`).
 Authors: speechbrain-w2vbert contributors
 """
 
+import contextlib
 from typing import List, Optional, Tuple
 
 import torch
@@ -22,6 +24,7 @@ __all__ = [
     "ctc_loss",
     "mask_padding_to_blank",
     "greedy_decode",
+    "EncoderCTC",
     "W2VBertCTC",
 ]
 
@@ -202,7 +205,7 @@ def greedy_decode(
 
     ``EncoderASR`` calls its decoding function with the *waveforms'*
     relative lengths, which round to the output frame count give or take
-    one frame. :class:`W2VBertCTC` already turns padding frames into blanks
+    one frame. :class:`EncoderCTC` already turns padding frames into blanks
     (:func:`mask_padding_to_blank`), so decoding every frame is exact;
     ``lengths`` is accepted for that interface and not needed.
 
@@ -231,26 +234,33 @@ def greedy_decode(
     return ctc_greedy_decode(log_probs, full, blank_id=blank_index)
 
 
-class W2VBertCTC(torch.nn.Module):
-    """Encoder plus linear CTC head, returning blank-masked fp32 log-probs.
+class EncoderCTC(torch.nn.Module):
+    """A speech encoder lobe, dropout and a linear CTC head, returning
+    blank-masked fp32 log-probabilities: the model the recipe trains (around
+    its DDP-wrapped encoder and head) and the ``encoder`` module of the
+    exported ``EncoderASR`` folder, so training and inference run one forward.
 
-    This is the ``encoder`` module of the exported ``EncoderASR`` folder
-    (dropout is a no-op at inference, so it is left out).
+    The layout is ``transformers.Wav2Vec2BertForCTC``'s (dropout, then
+    ``lm_head``), so a trained model maps 1:1 onto that class.
 
     Arguments
     ---------
-    encoder : speechbrain_w2vbert.lobe.W2VBert
-        The encoder (raw 16 kHz waveforms in, [B, T'', H] out).
+    encoder : torch.nn.Module
+        A :class:`~speechbrain_w2vbert.encoder.SpeechEncoder` (``W2VBert``,
+        ``Wav2Vec2Encoder``): raw 16 kHz waveforms in, [B, T'', H] out.
     head : torch.nn.Linear
         The CTC head, H -> vocabulary size (blank included).
     blank_index : int
         Id of the CTC blank (default 0).
+    dropout : float
+        Dropout probability in [0, 1) between the encoder and the head, in
+        training mode only (default 0.0).
 
     Example
     -------
     >>> from speechbrain_w2vbert import TINY_CONFIG_DIR
     >>> from speechbrain_w2vbert.lobe import W2VBert
-    >>> model = W2VBertCTC(W2VBert(TINY_CONFIG_DIR, pretrained=False), torch.nn.Linear(144, 10)).eval()
+    >>> model = EncoderCTC(W2VBert(TINY_CONFIG_DIR, pretrained=False), torch.nn.Linear(144, 10)).eval()
     >>> log_probs = model(torch.randn(2, 16000) * 0.1, torch.tensor([1.0, 0.5]))
     >>> log_probs.shape, log_probs.dtype
     (torch.Size([2, 49, 10]), torch.float32)
@@ -258,13 +268,22 @@ class W2VBertCTC(torch.nn.Module):
     0
     """
 
-    def __init__(self, encoder: torch.nn.Module, head: torch.nn.Linear, blank_index: int = 0):
+    def __init__(self, encoder: torch.nn.Module, head: torch.nn.Linear, blank_index: int = 0, dropout: float = 0.0):
         super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.encoder = encoder
         self.head = head
         self.blank_index = blank_index
+        self.dropout = dropout
 
-    def forward(self, wavs: torch.Tensor, wav_lens: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self,
+        wavs: torch.Tensor,
+        wav_lens: Optional[torch.Tensor] = None,
+        return_lengths: bool = False,
+        freeze_encoder: bool = False,
+    ):
         """Log-probabilities [B, T'', V] of a padded batch of waveforms.
 
         Arguments
@@ -273,12 +292,25 @@ class W2VBertCTC(torch.nn.Module):
             Waveforms [B, T] at 16 kHz.
         wav_lens : torch.Tensor, optional
             Relative lengths [B]; None means no padding.
+        return_lengths : bool
+            Also return the relative lengths of the output frames.
+        freeze_encoder : bool
+            Run the encoder without gradients (the recipe's head-only warm-up).
 
         Returns
         -------
-        torch.Tensor
+        log_probs : torch.Tensor
             fp32 log-probabilities, padding frames set to the blank.
+        lengths : torch.Tensor
+            Relative output lengths [B], with ``return_lengths`` only.
         """
-        hidden, out_lens = self.encoder(wavs, wav_lens, return_lengths=True)
-        log_probs = ctc_log_probs(self.head(hidden))
-        return mask_padding_to_blank(log_probs, out_lens, self.blank_index)
+        with torch.no_grad() if freeze_encoder else contextlib.nullcontext():
+            hidden, out_lens = self.encoder(wavs, wav_lens, return_lengths=True)
+        hidden = F.dropout(hidden, self.dropout, training=self.training)
+        log_probs = mask_padding_to_blank(ctc_log_probs(self.head(hidden)), out_lens, self.blank_index)
+        return (log_probs, out_lens) if return_lengths else log_probs
+
+
+#: The name inference folders written by speechbrain-w2vbert 0.1.0 use in
+#: their ``hyperparams.yaml``; the same class.
+W2VBertCTC = EncoderCTC

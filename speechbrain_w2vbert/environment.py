@@ -1,5 +1,6 @@
-"""The software environment: do the libraries load together, and is it the
-tested one (``requirements/lock.txt``)?
+"""The software environment: do the libraries load together, are the
+private names of theirs this package uses still there, and is it the tested
+environment (``requirements/lock.txt``)?
 
 A torchaudio built for another torch release fails deep inside
 ``import speechbrain`` with an ``undefined symbol`` from ``libtorchaudio.so``;
@@ -33,7 +34,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 __all__ = [
     "IMPORTS",
+    "PRIVATE_APIS",
     "canonical_name",
+    "missing_private_apis",
     "pinned_pair",
     "check_imports",
     "installed_versions",
@@ -56,10 +59,45 @@ IMPORTS = (
     ("speechbrain_w2vbert.lobe", "speechbrain-w2vbert"),
 )
 
+#: Private (underscore) names of transformers and SpeechBrain this package
+#: relies on, beside the pins of pyproject.toml: (distribution, dotted name,
+#: who uses it). A release that drops or moves one fails
+#: ``python -m speechbrain_w2vbert.environment`` (``make install`` runs it)
+#: and tests/test_environment.py, instead of failing deep inside a run.
+PRIVATE_APIS = (
+    ("transformers", "transformers.Wav2Vec2BertModel._from_config",
+     "lobe.build_model: random initialisation with a chosen attention implementation"),
+    ("transformers", "transformers.Wav2Vec2BertModel._get_feat_extract_output_lengths",
+     "lobe.W2VBert.output_frames: the adapter's output lengths"),
+    ("transformers", "transformers.Wav2Vec2Model._get_feat_extract_output_lengths",
+     "wav2vec2.Wav2Vec2Encoder.output_frames: the convolution stack's output lengths"),
+    ("transformers", "transformers.HubertModel._get_feat_extract_output_lengths",
+     "wav2vec2.Wav2Vec2Encoder.output_frames (HuBERT)"),
+    ("transformers", "transformers.models.wav2vec2.modeling_wav2vec2.Wav2Vec2FeatureEncoder._freeze_parameters",
+     "wav2vec2.Wav2Vec2Encoder: the frozen CNN feature encoder runs outside autograd"),
+    ("transformers", "transformers.models.hubert.modeling_hubert.HubertFeatureEncoder._freeze_parameters",
+     "wav2vec2.Wav2Vec2Encoder (HuBERT)"),
+    ("transformers", "transformers.utils.output_capturing._active_collector",
+     "attention.attentions_requested: output_attentions=True with the bucketed attention"),
+    ("speechbrain", "speechbrain.core.Brain._fit_valid", "recipes/OpenSLR54/train.py: dev inside an epoch"),
+    ("speechbrain", "speechbrain.core.Brain._should_save_intra_epoch_ckpt",
+     "recipes/OpenSLR54/train.py: intra-epoch checkpoints only between updates"),
+    ("speechbrain", "speechbrain.core.Brain._save_intra_epoch_ckpt", "tests/recipe_runner.py: kill after a checkpoint"),
+)
+
 #: Distributions never written to the lock: the project itself (installed
 #: from the checkout).
 NOT_LOCKED = ("speechbrain-w2vbert",)
 
+
+
+def _requirements() -> List[str]:
+    """This package's requirements as installed (pyproject.toml's
+    dependencies); empty when it is not installed."""
+    try:
+        return importlib.metadata.requires("speechbrain-w2vbert") or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
 
 
 def pinned_pair() -> str:
@@ -71,11 +109,7 @@ def pinned_pair() -> str:
     >>> [pin.split("==")[0] for pin in pinned_pair().split()]
     ['torch', 'torchaudio']
     """
-    try:
-        requires = importlib.metadata.requires("speechbrain-w2vbert") or []
-    except importlib.metadata.PackageNotFoundError:
-        return ""
-    pins = [re.sub(r"\s+", "", r) for r in requires if re.match(r"torch(audio)?\s*==", r)]
+    pins = [re.sub(r"\s+", "", r) for r in _requirements() if re.match(r"torch(audio)?\s*==", r)]
     return " ".join(sorted(pins))
 
 
@@ -153,6 +187,46 @@ def check_imports(modules: Sequence[Tuple[str, str]] = IMPORTS) -> List[str]:
             listed = ", ".join(f"{name} {version}" for name, version in versions.items())
             return [f"cannot import {module} ({listed}): {detail}. {fix()}."]
     return []
+
+
+def missing_private_apis(apis: Sequence[Tuple[str, str, str]] = PRIVATE_APIS) -> List[str]:
+    """One line per private name of :data:`PRIVATE_APIS` that the installed
+    releases lack (empty when all are there).
+
+    Arguments
+    ---------
+    apis : sequence of (distribution, dotted name, user)
+        What to look up (default :data:`PRIVATE_APIS`).
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> missing_private_apis([("pip", "json.dumps", "x")])
+    []
+    >>> missing_private_apis([("pip", "json._no_such_thing", "the example")])[0].split(" (")[0]
+    'json._no_such_thing is gone'
+    """
+    missing = []
+    for distribution, dotted, user in apis:
+        parts = dotted.split(".")
+        found = None
+        for split in range(len(parts), 0, -1):  # the longest importable module, then attributes
+            try:
+                found = importlib.import_module(".".join(parts[:split]))
+            except ImportError:
+                continue
+            try:
+                for name in parts[split:]:
+                    found = getattr(found, name)
+            except AttributeError:
+                found = None
+            break
+        if found is None:
+            missing.append(f"{dotted} is gone ({distribution} {_version(distribution)}; used by {user})")
+    return missing
 
 
 def installed_versions() -> Dict[str, Tuple[str, str]]:
@@ -293,11 +367,7 @@ def held_back() -> List[str]:
     list of str
     """
     lines = []
-    try:
-        requires = importlib.metadata.requires("speechbrain-w2vbert") or []
-    except importlib.metadata.PackageNotFoundError:
-        return lines
-    for requirement in requires:
+    for requirement in _requirements():
         match = re.match(r"([A-Za-z0-9._-]+)\s*==\s*([^\s;,]+)$", requirement)
         if match:
             newest = newest_on_index(match.group(1))
@@ -353,13 +423,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
 
     problems = check_imports()
+    if not problems:
+        problems = [f"{line}: pin the tested release (requirements/lock.txt) or adapt the code"
+                    for line in missing_private_apis()]
     for line in problems:
         print(f"{prog}: {line}", file=sys.stderr)
     if problems:
         return 2
     installed = installed_versions()
     print(f"{prog}: " + ", ".join(f"{name} {_version(name)}" for name in ("torch", "torchaudio", "speechbrain",
-                                                                       "transformers")) + " import together")
+                                                                       "transformers")) + f" import together, with the {len(PRIVATE_APIS)} private names this package uses")
     status = 0
     if args.lock:
         differences = lock_differences(read_lock(args.lock), installed)

@@ -1,16 +1,17 @@
 """Export a trained model: a self-contained ``EncoderASR`` folder and an
-optional Hugging Face ``Wav2Vec2BertForCTC`` folder.
+optional Hugging Face ``*ForCTC`` folder (``Wav2Vec2BertForCTC`` for
+w2v-BERT 2.0, ``Wav2Vec2ForCTC`` / ``HubertForCTC`` for the wav2vec 2.0 family).
 
 :func:`export_inference_folder` writes::
 
     <folder>/hyperparams.yaml   EncoderASR hparams; the encoder's architecture
                                 (its config.json fields) and the character
                                 vocabulary are written inline
-    <folder>/encoder.ckpt       W2VBert state dict
+    <folder>/encoder.ckpt       the encoder lobe's state dict
     <folder>/ctc_head.ckpt      torch.nn.Linear state dict
     <folder>/tokenizer.ckpt     SentencePiece model (SentencePiece tokenizers only)
     <folder>/vocab.json         character vocabulary (character tokenizer only)
-    <folder>/README.md          model card (the recipe writes it: :func:`recipe_model_card`)
+    <folder>/README.md          model card (the recipe writes it with :func:`write_model_card`)
 
 and ``EncoderASR.from_hparams(source=<folder>, savedir=...)`` loads it with no
 network access. :func:`to_hf_ctc` maps the encoder and head 1:1 onto
@@ -29,7 +30,7 @@ from typing import Optional, Union
 import torch
 import yaml
 
-from speechbrain_w2vbert.lobe import hub_load_kwargs
+from speechbrain_w2vbert.encoder import hub_load_kwargs
 from speechbrain_w2vbert.tokenizer import (PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER, CharTokenizer,
                                            SentencePieceCTCTokenizer)
 
@@ -43,7 +44,6 @@ __all__ = [
     "hf_ctc_tokenizer",
     "from_hf_ctc",
     "write_model_card",
-    "recipe_model_card",
 ]
 
 #: config.json keys that describe the saving software, not the architecture.
@@ -70,7 +70,7 @@ def class_path(obj) -> str:
 
 
 def encoder_config_dict(encoder: torch.nn.Module) -> dict:
-    """The architecture fields of a ``W2VBert``'s ``Wav2Vec2BertConfig``."""
+    """The architecture fields of an encoder lobe's transformers config."""
     config = _unwrap(encoder).model.config.to_dict()
     return {k: v for k, v in sorted(config.items()) if k not in _NON_ARCH_KEYS}
 
@@ -95,7 +95,7 @@ blank_index: 0  # CTC blank id ([PAD])
 """
 
 _BODY = """
-w2v_bert: !new:{encoder_class}
+speech_encoder: !new:{encoder_class}
     config: !ref <encoder_config>
     pretrained: False  # the weights come from encoder.ckpt
     output_norm: {output_norm}
@@ -104,8 +104,8 @@ ctc_head: !new:torch.nn.Linear
     in_features: {in_features}
     out_features: {out_features}
 
-asr_model: !new:speechbrain_w2vbert.ctc.W2VBertCTC
-    encoder: !ref <w2v_bert>
+asr_model: !new:speechbrain_w2vbert.ctc.EncoderCTC
+    encoder: !ref <speech_encoder>
     head: !ref <ctc_head>
     blank_index: !ref <blank_index>
 
@@ -138,8 +138,8 @@ def export_inference_folder(
     ---------
     folder : str
         Output folder (created; files in it are overwritten).
-    encoder : speechbrain_w2vbert.lobe.W2VBert
-        Trained encoder (a DDP wrapper is unwrapped).
+    encoder : speechbrain_w2vbert.encoder.SpeechEncoder
+        Trained encoder lobe (a DDP wrapper is unwrapped).
     head : torch.nn.Linear
         Trained CTC head.
     tokenizer : CharTokenizer or SentencePieceCTCTokenizer
@@ -178,14 +178,14 @@ def export_inference_folder(
         text += "# Character vocabulary (also in vocab.json, loadable by transformers' Wav2Vec2CTCTokenizer).\n"
         text += "tokenizer: !new:speechbrain_w2vbert.tokenizer.CharTokenizer\n"
         text += _indented_yaml({"vocab": tokenizer.vocab})
-        loadables = "    loadables:\n        encoder: !ref <w2v_bert>\n        ctc_head: !ref <ctc_head>\n"
+        loadables = "    loadables:\n        encoder: !ref <speech_encoder>\n        ctc_head: !ref <ctc_head>\n"
     elif isinstance(tokenizer, SentencePieceCTCTokenizer):
         with open(os.path.join(folder, "tokenizer.ckpt"), "wb") as f:
             f.write(tokenizer.sp.serialized_model_proto())
         text += "spm: !new:sentencepiece.SentencePieceProcessor  # model in tokenizer.ckpt\n"
         text += "tokenizer: !new:speechbrain_w2vbert.tokenizer.SentencePieceCTCTokenizer\n    processor: !ref <spm>\n"
         loadables = (
-            "    loadables:\n        encoder: !ref <w2v_bert>\n        ctc_head: !ref <ctc_head>\n"
+            "    loadables:\n        encoder: !ref <speech_encoder>\n        ctc_head: !ref <ctc_head>\n"
             "        tokenizer: !ref <spm>\n"
         )
     else:
@@ -430,57 +430,3 @@ def write_model_card(folder: str, title: str, sections: dict) -> str:
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
     return path
-
-
-def _csv_summary(path: str) -> str:
-    """``N utterances, H h`` of a SpeechBrain CSV with a ``duration`` column."""
-    import csv
-
-    if not os.path.isfile(path):
-        return "n/a"
-    with open(path, encoding="utf-8", newline="") as f:
-        durations = [float(row["duration"]) for row in csv.DictReader(f)]
-    seconds = sum(durations)
-    amount = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
-    return f"{len(durations)} utterances, {amount}"
-
-
-def recipe_model_card(hparams: dict, test_stats: Optional[dict], command: list) -> str:
-    """The model card (``README.md``) of the recipe's inference folder: data,
-    split, test metrics, initialisation and the command that trained it.
-
-    Arguments
-    ---------
-    hparams : dict
-        The recipe's loaded hyperparameters.
-    test_stats : dict, optional
-        ``{"WER", "CER", "loss"}`` of the test set.
-    command : list of str
-        The training command line.
-    """
-    import shlex
-
-    data = {
-        "data folder": f"`{hparams.get('data_folder')}`",
-        "split": f"{hparams.get('split')} {hparams.get('split_ratio')} (train/dev/test %)",
-    }
-    for split in ("train", "dev", "test"):
-        data[split] = _csv_summary(hparams[f"{split}_csv"])
-    results = {"test WER": "n/a", "test CER": "n/a"}
-    if test_stats:
-        results = {"test WER": f"{test_stats['WER']:.2f}%", "test CER": f"{test_stats['CER']:.2f}%"}
-    init = hparams.get("init_from_hf") or (
-        f"{hparams.get('encoder_source')} (pretrained: {hparams.get('encoder_pretrained', True)})")
-    sections = {
-        "Model": f"{type(_unwrap(hparams['encoder'])).__name__} encoder + linear CTC head, greedy decoding, "
-                 f"{hparams['tokenizer_type']} tokenizer. Initialised from {init}; "
-                 f"{hparams['number_of_epochs']} epochs.",
-        "Data": data,
-        "Results (best dev checkpoint)": results,
-        "Command": "```\npython " + " ".join(shlex.quote(c) for c in command) + "\n```",
-        "Use": "```python\nfrom speechbrain.inference.ASR import EncoderASR\n"
-               "asr = EncoderASR.from_hparams(source=\"<this folder>\", savedir=\"pretrained\")\n"
-               "asr.transcribe_file(\"utterance.flac\")\n```\n\nor `w2vbert-asr transcribe <this folder> FILE...`",
-    }
-    return write_model_card(hparams["inference_folder"], "w2v-BERT 2.0 CTC speech recognition (OpenSLR 54 recipe)",
-                            sections)

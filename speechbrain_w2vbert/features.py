@@ -319,6 +319,7 @@ class SeamlessFbank(torch.nn.Module):
         blocks halve it and stay large enough for BLAS.
         """
         def bins_of(f0, f1):
+            """The bin range the filters [f0, f1) cover."""
             used = np.flatnonzero(filters[:, f0:f1].any(axis=1))
             return int(used[0]), int(used[-1]) + 1
 
@@ -387,6 +388,7 @@ class SeamlessFbank(torch.nn.Module):
         frames = (length - self.FRAME_LENGTH) // self.HOP_LENGTH + 1
 
         def buffer(name, buffer_dtype):
+            """A [B, T] buffer: kept between calls on the CPU, fresh on CUDA."""
             if cached:
                 return self._buffer(name, wavs.device, buffer_dtype, (batch, length))
             return torch.empty(batch, length, dtype=buffer_dtype, device=wavs.device)
@@ -450,6 +452,7 @@ class SeamlessFbank(torch.nn.Module):
         pending = []  # (utterance, first frame, frames, tile row) in fft_in, not yet transformed
 
         def transform(filled):
+            """Log-mel of the tile's first ``filled`` frames, copied to their utterances."""
             rows = filled if filled == tile else min(tile, max(self.MIN_TILE_FRAMES, 1 << (filled - 1).bit_length()))
             done = self._log_mel(fft_in[:rows], constants, power[:rows], mel[:rows])
             for utterance, first, count, row in pending:

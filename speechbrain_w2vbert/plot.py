@@ -109,6 +109,7 @@ def plot_training_curves(train_log: str, png_path: str, title: str = "") -> str:
     fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(11, 4))
 
     def series(key):
+        """(epochs, values) of one logged quantity, where it was logged."""
         pts = [(x, epochs[x][key]) for x in xs if isinstance(epochs[x].get(key), float)]
         return [p[0] for p in pts], [p[1] for p in pts]
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
-from speechbrain_w2vbert.transcribe import AudioError, read_audio
+from speechbrain_w2vbert.audio import AudioError, read_audio
 
 __all__ = ["step_seed", "seed_step", "Counters", "grads_are_finite", "AudioReader"]
 
@@ -141,7 +141,7 @@ class AudioReader:
     an unreadable file becomes silence, with a warning naming it.
 
     Reading, down-mixing and resampling are
-    :func:`speechbrain_w2vbert.transcribe.read_audio`'s (SpeechBrain's
+    :func:`speechbrain_w2vbert.audio.read_audio`'s (SpeechBrain's
     ``AudioNormalizer``, as ``EncoderASR.load_audio``), so training, the CLI
     and inference read audio identically.
 

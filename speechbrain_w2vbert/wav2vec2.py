@@ -28,15 +28,15 @@ Authors: speechbrain-w2vbert contributors
 """
 
 import json
+import math
 import os
-from typing import Optional, Union
+from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from speechbrain_w2vbert.lobe import W2VBert, enable_checkpointing, resolve_config
+from speechbrain_w2vbert.encoder import SpeechEncoder, sample_counts
 
 __all__ = ["Wav2Vec2Encoder", "TINY_CONFIG_DIRS", "normalize_waveforms"]
 
@@ -49,20 +49,6 @@ TINY_CONFIG_DIRS = {
     name: os.path.join(_CONFIGS, name) for name in ("wav2vec2_tiny_layer", "wav2vec2_tiny_group", "hubert_tiny")
 }
 
-#: Constructor arguments that are config fields of the same name; ``None``
-#: keeps the source's value.
-CONFIG_FIELDS = (
-    "apply_spec_augment",
-    "layerdrop",
-    "mask_time_prob",
-    "mask_time_length",
-    "mask_feature_prob",
-    "mask_feature_length",
-    "hidden_dropout",
-    "attention_dropout",
-    "activation_dropout",
-    "feat_proj_dropout",
-)
 
 
 def normalize_waveforms(wavs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -97,13 +83,6 @@ def normalize_waveforms(wavs: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     return torch.where(valid, (wavs - mean) / torch.sqrt(var + 1e-7), torch.zeros((), dtype=wavs.dtype))
 
 
-def _config_from_dict(config: dict) -> PretrainedConfig:
-    """A transformers config from its ``to_dict()`` (``model_type`` picks the class)."""
-    if "model_type" not in config:
-        raise ValueError("Wav2Vec2Encoder: a config dict needs its 'model_type' (e.g. 'wav2vec2', 'hubert')")
-    return CONFIG_MAPPING[config["model_type"]].from_dict(config)
-
-
 def _source_do_normalize(source: str, load_kwargs: dict) -> bool:
     """``do_normalize`` of the source's ``preprocessor_config.json`` (True
     without one, the feature extractor's default)."""
@@ -121,49 +100,35 @@ def _source_do_normalize(source: str, load_kwargs: dict) -> bool:
         return True
 
 
-class Wav2Vec2Encoder(torch.nn.Module):
+class Wav2Vec2Encoder(SpeechEncoder):
     """wav2vec 2.0 / XLSR / XLS-R / MMS / HuBERT encoder on raw waveforms.
+
+    The arguments shared with the other lobes (``source``, ``save_path``,
+    ``pretrained``, ``freeze``, ``frozen_layers``, ``layerdrop``, SpecAugment,
+    the dropouts, ``gradient_checkpointing``, ``output_all_hiddens``,
+    ``output_norm``, ``revision``, ``config``) are
+    :class:`~speechbrain_w2vbert.encoder.SpeechEncoder`'s; the raw-waveform
+    family adds:
 
     Arguments
     ---------
     source : str, optional
         Hub id (``facebook/wav2vec2-xls-r-300m``) or local folder with
-        ``config.json`` (and weights when ``pretrained``); a local folder never
-        touches the network.
-    save_path : str, optional
-        Hub cache folder (default: Hugging Face's). Unused for a local folder.
-    pretrained : bool
-        Load the weights (default True); False initialises randomly from the
-        config.
-    freeze : bool
-        Freeze the whole encoder (eval mode, no gradients, run under no_grad).
+        ``config.json`` (see ``SpeechEncoder``).
     freeze_feature_encoder : bool
         Freeze the CNN feature encoder (default True, as in every published
-        wav2vec 2.0 fine-tuning).
-    frozen_layers : int
-        Also freeze the first N Transformer layers (default 0).
-    apply_spec_augment, mask_time_prob, mask_time_length, mask_feature_prob, mask_feature_length : optional
-        transformers' SpecAugment (training mode only); None keeps the config's.
-    layerdrop, hidden_dropout, attention_dropout, activation_dropout, feat_proj_dropout : float, optional
-        Regularisation; None keeps the config's.
+        wav2vec 2.0 fine-tuning): no gradients, and it runs outside autograd.
+    apply_spec_augment : bool, optional
+        transformers' SpecAugment switch; None keeps the config's.
     normalize_wav : bool, optional
         Normalise each waveform over its valid samples; None reads
         ``do_normalize`` from the source's ``preprocessor_config.json``.
     use_attention_mask : bool, optional
         Pass the padding mask to the model; None: only when
         ``feat_extract_norm == "layer"`` (what the feature extractor does).
-    gradient_checkpointing : bool or int
-        Non-reentrant activation checkpointing of the Transformer layers:
-        False or 0 none, True or 1 every layer, n >= 2 every n-th layer as
-        transformers counts them (the CNN feature encoder's layers first).
-    output_all_hiddens : bool
-        Return all hidden states [L + 1, B, T, H] instead of the last.
-    output_norm : bool
-        Parameter-free layer norm over channels on the output (default False).
-    revision : str, optional
-        Hub revision of ``source``.
-    config : dict or PretrainedConfig, optional
-        The architecture instead of a ``source`` (with ``pretrained=False``).
+    **kwargs
+        The shared arguments, as ``SpeechEncoder``. ``gradient_checkpointing``
+        counts layers as transformers does (the CNN feature encoder's first).
 
     The resolved ``normalize_wav`` and ``use_attention_mask`` are stored in
     ``model.config`` (``do_normalize``, ``use_attention_mask``), so a model
@@ -179,101 +144,96 @@ class Wav2Vec2Encoder(torch.nn.Module):
     >>> rebuilt = Wav2Vec2Encoder(config=encoder.model.config.to_dict(), pretrained=False)
     >>> type(rebuilt.model).__name__, rebuilt.model.config.use_attention_mask
     ('Wav2Vec2Model', True)
+    >>> encoder.samples_per_frame, encoder.frame_rate, encoder.min_samples
+    (320, 50.0, 400)
     """
 
     def __init__(
         self,
         source: Optional[str] = None,
-        save_path: Optional[str] = None,
-        pretrained: bool = True,
-        freeze: bool = False,
         freeze_feature_encoder: bool = True,
-        frozen_layers: int = 0,
         apply_spec_augment: Optional[bool] = None,
-        layerdrop: Optional[float] = None,
-        mask_time_prob: Optional[float] = None,
-        mask_time_length: Optional[int] = None,
-        mask_feature_prob: Optional[float] = None,
-        mask_feature_length: Optional[int] = None,
-        hidden_dropout: Optional[float] = None,
-        attention_dropout: Optional[float] = None,
-        activation_dropout: Optional[float] = None,
-        feat_proj_dropout: Optional[float] = None,
         normalize_wav: Optional[bool] = None,
         use_attention_mask: Optional[bool] = None,
-        gradient_checkpointing: Union[bool, int] = False,
-        output_all_hiddens: bool = False,
-        output_norm: bool = False,
-        revision: Optional[str] = None,
-        config: Optional[Union[dict, PretrainedConfig]] = None,
+        **kwargs,
     ):
-        super().__init__()
-        arguments = locals()
-        overrides = {name: arguments[name] for name in CONFIG_FIELDS if arguments[name] is not None}
-        given = config is not None
-        config, source, load_kwargs = resolve_config(
-            source, config, pretrained, save_path, revision, "Wav2Vec2Encoder", _config_from_dict,
-            AutoConfig.from_pretrained,
-        )
-        default_normalize = getattr(config, "do_normalize", True) if given else _source_do_normalize(source, load_kwargs)
-        if normalize_wav is not None:
-            overrides["do_normalize"] = normalize_wav
-        elif not hasattr(config, "do_normalize"):
-            overrides["do_normalize"] = default_normalize
-        if use_attention_mask is not None:
-            overrides["use_attention_mask"] = use_attention_mask
-        elif not hasattr(config, "use_attention_mask"):
-            overrides["use_attention_mask"] = config.feat_extract_norm == "layer"
-        for name in ("do_normalize", "use_attention_mask"):  # ours, not transformers' fields
-            if name in overrides:
-                setattr(config, name, overrides.pop(name))
-        W2VBert._apply_overrides(config, overrides, source)
-
-        if pretrained:
-            self.model = AutoModel.from_pretrained(source, config=config, **load_kwargs)
-        else:
-            self.model = AutoModel.from_config(config)
+        overrides = {} if apply_spec_augment is None else {"apply_spec_augment": apply_spec_augment}
+        overrides.update(kwargs.pop("config_overrides", None) or {})
+        self._normalize_wav, self._use_attention_mask = normalize_wav, use_attention_mask
+        super().__init__(source, config_overrides=overrides, **kwargs)
         if not hasattr(self.model, "feature_extractor"):
-            raise ValueError(f"{source}: {type(self.model).__name__} is not a raw-waveform wav2vec 2.0-style model")
-
-        self.freeze = freeze
-        self.output_all_hiddens = output_all_hiddens
-        self.output_norm = output_norm
-        if gradient_checkpointing:
-            enable_checkpointing(self.model, int(gradient_checkpointing))
-        if freeze_feature_encoder or freeze:
+            raise ValueError(
+                f"{self.source}: {type(self.model).__name__} is not a raw-waveform wav2vec 2.0-style model"
+            )
+        if freeze_feature_encoder or self.freeze:
             self.model.feature_extractor._freeze_parameters()  # no gradients, and run outside autograd
-        self._freeze_parameters(freeze, False, frozen_layers)
+
+    def _config_from_dict(self, config: dict) -> PretrainedConfig:
+        """A transformers config from its ``to_dict()`` (``model_type`` picks the class)."""
+        if "model_type" not in config:
+            raise ValueError("Wav2Vec2Encoder: a config dict needs its 'model_type' (e.g. 'wav2vec2', 'hubert')")
+        return CONFIG_MAPPING[config["model_type"]].from_dict(config)
+
+    def _config_from_pretrained(self, source: str, **load_kwargs) -> PretrainedConfig:
+        return AutoConfig.from_pretrained(source, **load_kwargs)
+
+    def _complete_config(self, config, source, load_kwargs, given) -> None:
+        """``do_normalize`` and ``use_attention_mask``: ours, not transformers' fields."""
+        if self._normalize_wav is not None:
+            config.do_normalize = self._normalize_wav
+        elif not hasattr(config, "do_normalize"):
+            config.do_normalize = True if given else _source_do_normalize(source, load_kwargs)
+        if self._use_attention_mask is not None:
+            config.use_attention_mask = self._use_attention_mask
+        elif not hasattr(config, "use_attention_mask"):
+            config.use_attention_mask = config.feat_extract_norm == "layer"
+
+    def _build_model(self, config, source, load_kwargs):
+        if source is None:
+            return AutoModel.from_config(config)
+        return AutoModel.from_pretrained(source, config=config, **load_kwargs)
 
     @property
     def normalize_wav(self) -> bool:
         """Whether waveforms are normalised (``model.config.do_normalize``)."""
         return bool(self.model.config.do_normalize)
 
-    # As W2VBert's: whole-encoder and first-N-layers freezing; forward's
-    # signature, a frozen encoder run under no_grad; a frozen encoder staying
-    # in eval mode.
-    _freeze_parameters = W2VBert._freeze_parameters
-    forward = W2VBert.forward
-    train = W2VBert.train
-
-    def _encode(self, wavs, wav_lens, return_lengths):
-        batch, num_samples = wavs.shape
-        if wav_lens is None:
-            lengths = torch.full((batch,), num_samples, device=wavs.device, dtype=torch.long)
-        else:
-            lengths = torch.round(wav_lens.to(wavs.device) * num_samples).long().clamp(1, num_samples)
+    def _model_inputs(self, wavs, wav_lens):
+        lengths = sample_counts(wavs, wav_lens)
         config = self.model.config
         if config.do_normalize:
             wavs = normalize_waveforms(wavs, lengths)
-        mask = None
+        inputs = {"input_values": wavs}
         if config.use_attention_mask:
-            mask = (torch.arange(num_samples, device=wavs.device)[None, :] < lengths[:, None]).long()
-        outputs = self.model(wavs, attention_mask=mask, output_hidden_states=self.output_all_hiddens)
-        hidden = torch.stack(outputs.hidden_states) if self.output_all_hiddens else outputs.last_hidden_state
-        if self.output_norm:
-            hidden = F.layer_norm(hidden, hidden.shape[-1:])
-        if not return_lengths:
-            return hidden
-        frames = self.model._get_feat_extract_output_lengths(lengths)
-        return hidden, frames.float() / hidden.shape[-2]
+            inputs["attention_mask"] = (torch.arange(wavs.shape[1], device=wavs.device)[None, :] < lengths[:, None]).long()
+        return inputs, lengths
+
+    def output_frames(self, num_samples: torch.Tensor) -> torch.Tensor:
+        """Output frames for ``num_samples`` input samples: the convolution
+        stack's (and the adapter's) exact count (transformers'
+        ``_get_feat_extract_output_lengths``).
+
+        Example
+        -------
+        >>> Wav2Vec2Encoder(TINY_CONFIG_DIRS["hubert_tiny"], pretrained=False).output_frames(torch.tensor([16000, 400]))
+        tensor([49,  1])
+        """
+        return self.model._get_feat_extract_output_lengths(num_samples)
+
+    @property
+    def samples_per_frame(self) -> int:
+        """The product of the convolution strides (320), times the adapter's."""
+        config = self.model.config
+        frame = math.prod(config.conv_stride)
+        if getattr(config, "add_adapter", False):
+            frame *= config.adapter_stride ** config.num_adapter_layers
+        return frame
+
+    @property
+    def min_samples(self) -> int:
+        """The receptive field of the convolution stack (400 samples for the
+        standard 7-layer stack): the fewest samples that give one frame."""
+        field = 1
+        for kernel, stride in zip(reversed(self.model.config.conv_kernel), reversed(self.model.config.conv_stride)):
+            field = (field - 1) * stride + kernel
+        return field

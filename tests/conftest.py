@@ -1,13 +1,21 @@
-"""Shared fixtures: the committed Nepali test audio and the reference extractor."""
+"""Fixtures shared by the test modules: the committed test audio, the
+reference extractor, the bundled sample corpus prepared once per run, its
+recipe-sized slices, the tiny recipe's CPU training settings and the trained
+test model.
 
+Markers (registered in pyproject.toml): ``recipe`` for the tests that train
+through the recipe, ``slow`` for the other long ones; ``make test-fast``
+runs everything else.
+"""
+
+import csv
 import os
+from typing import NamedTuple
 
-import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
-DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
+from tests.helpers import DATA_DIR, MODEL, SLICE_EVAL, SLICE_TRAIN, TINY_HPARAMS
 
 
 @pytest.fixture(scope="session")
@@ -38,10 +46,94 @@ def reference_extractor():
     return SeamlessM4TFeatureExtractor()
 
 
-def pad_batch(wavs):
-    """Right-pads 1-D float arrays into ([B, T] tensor, relative lengths [B])."""
-    length = max(len(w) for w in wavs)
-    batch = torch.zeros(len(wavs), length)
-    for i, wav in enumerate(wavs):
-        batch[i, : len(wav)] = torch.as_tensor(np.asarray(wav, dtype=np.float32))
-    return batch, torch.tensor([len(w) / length for w in wavs])
+class SampleCorpus(NamedTuple):
+    """The bundled sample corpus, prepared with the default options."""
+
+    save_folder: str  #: train.csv, dev.csv, test.csv, prep_report.json
+    report: dict  #: what prepare_openslr54 returned
+    extract_folder: str  #: the extracted asr_nepali/ tree
+
+    def rows(self, split):
+        """The rows of one split's CSV."""
+        with open(os.path.join(self.save_folder, f"{split}.csv"), encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="session")
+def sample_corpus(tmp_path_factory):
+    """The sample corpus prepared once for the whole run (read-only use)."""
+    from openslr54_prepare import SAMPLE_DATA_DIR, prepare_openslr54
+
+    tmp = tmp_path_factory.mktemp("sample_corpus")
+    report = prepare_openslr54(SAMPLE_DATA_DIR, str(tmp / "prep"), extract_folder=str(tmp / "corpus"))
+    return SampleCorpus(str(tmp / "prep"), report, str(tmp / "corpus"))
+
+
+def _write_csv(path, rows):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture(scope="session")
+def recipe_data(sample_corpus, tmp_path_factory):
+    """Small train/dev/test CSVs of the prepared sample corpus (its shortest
+    utterances), for short recipe runs. The train slice also holds an
+    unreadable file and a CTC-infeasible utterance."""
+    tmp = tmp_path_factory.mktemp("recipe_data")
+    csvs = {}
+    for split, count in (("train", SLICE_TRAIN), ("dev", SLICE_EVAL), ("test", SLICE_EVAL)):
+        rows = sorted(sample_corpus.rows(split), key=lambda r: float(r["duration"]))[:count]
+        if split == "train":
+            broken = str(tmp / "broken.flac")
+            with open(broken, "wb") as f:
+                f.write(b"not audio at all")
+            rows.append(dict(rows[0], ID="broken_file", wav=broken))
+            rows.append(dict(rows[1], ID="too_many_labels", wrd=" ".join([rows[1]["wrd"]] * 12)))
+        csvs[split] = str(tmp / f"{split}.csv")
+        _write_csv(csvs[split], rows)
+    return csvs
+
+
+@pytest.fixture(scope="session")
+def tiny_training():
+    """The CPU training settings of hparams/w2vbert_ctc_tiny.yaml (its plain
+    values and its resolved data-loader options), as overrides for any other
+    hparams file: the tiny file is their one source."""
+    import yaml
+    from hyperpyyaml import load_hyperpyyaml
+
+    with open(TINY_HPARAMS, encoding="utf-8") as f:
+        text = f.read()
+    plain = yaml.load(text, Loader=yaml.BaseLoader)  # tags ignored: keys and plain values as text
+    with open(TINY_HPARAMS, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f, {"data_folder": "unused"})
+    keys = ["precision", "eval_precision", "tf32", "fused_adamw", "num_workers", "freeze_encoder_steps",
+            "lr_encoder", "lr_head", "warmup_steps", "max_batch_length", "max_batch_length_eval", "num_buckets",
+            "max_batch_ex", "number_of_epochs", "tokenizer_min_count", "layerdrop", "ckpt_interval_minutes",
+            "max_grad_norm"]
+    assert all(isinstance(plain[key], str) for key in keys)  # plain values, no tags
+    overrides = {key: hparams[key] for key in keys}
+    overrides["dataloader_opts"] = dict(hparams["dataloader_opts"])
+    return overrides
+
+
+@pytest.fixture(scope="session")
+def asr(tmp_path_factory):
+    """The test model loaded with SpeechBrain's EncoderASR."""
+    from speechbrain_w2vbert.cli import load_model
+
+    return load_model(MODEL, str(tmp_path_factory.mktemp("asr")))
+
+
+@pytest.fixture(scope="session")
+def sample_test_rows(sample_corpus):
+    """The sample corpus' test speaker (never seen by the test model): rows with ``wav`` and ``wrd``."""
+    return sample_corpus.rows("test")
+
+
+@pytest.fixture(scope="session")
+def test_files(sample_test_rows):
+    """The first eight test utterances (of different lengths)."""
+    return sample_test_rows[:8]

@@ -19,7 +19,7 @@ import sys
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipes", "OpenSLR54"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipes", "OpenSLR54"))  # a script: the recipe's folder
 
 import train  # noqa: E402
 

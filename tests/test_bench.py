@@ -2,18 +2,12 @@
 memory helpers (bench/common.py): what makes their comparisons fair,
 checked without running a benchmark."""
 
-import os
-import sys
-
+import common
+import frontend
 import numpy as np
 import pytest
 import torch
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
-
-import common  # noqa: E402
-import frontend  # noqa: E402
-import train_step  # noqa: E402
+import train_step
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 chunked long files with word timestamps, and per-file errors.
 
 Uses the trained test model ``tests/data/tiny_ne_model`` and the sample
-corpus' test speaker (fixtures of tests/test_interop.py).
+corpus' test speaker (fixtures of tests/conftest.py).
 """
 
 import json
@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from tests.test_interop import MODEL, ROOT, asr, sample_test_set, test_rows  # noqa: F401 (fixtures)
+from tests.helpers import MODEL, ROOT
 
 
 def levenshtein(a, b):
@@ -61,8 +61,8 @@ def test_console_script_is_declared_and_runs():
     assert proc.returncode == 0 and "--chunk-length" in proc.stdout and "--timestamps" in proc.stdout
 
 
-def test_formats_any_rate_and_stereo(asr, test_rows, tmp_path, savedir):  # noqa: F811
-    first, second = test_rows[0]["wav"], test_rows[1]["wav"]
+def test_formats_any_rate_and_stereo(asr, test_files, tmp_path, savedir):
+    first, second = test_files[0]["wav"], test_files[1]["wav"]
     wav, rate = sf.read(first, dtype="float32")
     stereo = str(tmp_path / "stereo.wav")  # the same signal on both channels: the same text
     sf.write(stereo, np.stack([wav, wav], axis=1), rate)
@@ -84,8 +84,8 @@ def test_formats_any_rate_and_stereo(asr, test_rows, tmp_path, savedir):  # noqa
     assert [r.split("\t")[2] for r in rows[1:]] == expected[:2]
 
 
-def test_bad_files_are_reported_and_the_others_transcribed(asr, test_rows, tmp_path, savedir):  # noqa: F811
-    good = test_rows[0]["wav"]
+def test_bad_files_are_reported_and_the_others_transcribed(asr, test_files, tmp_path, savedir):
+    good = test_files[0]["wav"]
     unreadable = tmp_path / "unreadable.wav"
     unreadable.write_bytes(b"RIFF....not really a wave file")
     empty = str(tmp_path / "empty.wav")
@@ -109,7 +109,7 @@ def test_bad_files_are_reported_and_the_others_transcribed(asr, test_rows, tmp_p
         cli("transcribe", MODEL, good, "--savedir", savedir, "--chunk-length", 4, "--stride-length", 2)
 
 
-def test_chunk_frames_tile_the_file(asr):  # noqa: F811
+def test_chunk_frames_tile_the_file(asr):
     """Chunk starts on the frame grid: the kept frames of all chunks are as
     many as the frames of the whole file."""
     from speechbrain_w2vbert.transcribe import Transcriber
@@ -127,7 +127,7 @@ def test_chunk_spans_tile_the_file_with_whole_chunks(seconds):
     last one is a whole chunk; the kept frames tile the file's frames once;
     each kept frame has at least ``stride`` of context on both sides where
     the file has it."""
-    from speechbrain_w2vbert.transcribe import chunk_spans
+    from speechbrain_w2vbert.chunking import chunk_spans
 
     frame, chunk, stride = 320, 16000 * 20, 16000 * 4
     num_samples = int(seconds * 16000)
@@ -151,7 +151,7 @@ def test_stitching_chunks_of_one_sequence_gives_it_back():
     """Chunks that agree on the overlap (slices of one sequence) stitch back
     into that sequence exactly, wherever the borders move; the borders go
     to the blank run in the overlap."""
-    from speechbrain_w2vbert.transcribe import chunk_spans, stitch_chunks
+    from speechbrain_w2vbert.chunking import chunk_spans, stitch_chunks
 
     frame, total = 320, 16000 * 50
     spans = chunk_spans(total, 16000 * 20, 16000 * 4, frame)
@@ -168,7 +168,8 @@ def test_stitching_chunks_of_one_sequence_gives_it_back():
     assert torch.equal(stitch_chunks(chunks, spans, frame), whole)
 
 
-def test_long_file_chunked_with_word_timestamps(asr, sample_test_set, tmp_path, savedir):  # noqa: F811
+@pytest.mark.slow
+def test_long_file_chunked_with_word_timestamps(asr, sample_test_rows, tmp_path, savedir):
     """A 2-minute file (the test speaker's utterances twice, 1 s pauses),
     chunked (10 s chunks, 2 s strides), is transcribed as well as the same
     file in one pass on each part: the words a part gets (by their
@@ -184,7 +185,7 @@ def test_long_file_chunked_with_word_timestamps(asr, sample_test_set, tmp_path, 
     """
     from speechbrain_w2vbert.transcribe import Transcriber
 
-    rows = sample_test_set[0]
+    rows = sample_test_rows
     transcriber = Transcriber(asr)
     generator = torch.Generator().manual_seed(0)
     pause = torch.randn(16000, generator=generator) * 1e-3

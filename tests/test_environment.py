@@ -22,12 +22,16 @@ def run_check(*args, pythonpath=None):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_the_libraries_import_together():
-    done = run_check("--lock", LOCK)
-    assert done.returncode == 0, done.stderr
+def test_the_libraries_import_together(capsys):
+    assert environment.main(["--lock", LOCK]) == 0
     versions = ", ".join(f"{name} {importlib.metadata.version(name)}"
                          for name in ("torch", "torchaudio", "speechbrain", "transformers"))
-    assert f"{versions} import together" in done.stdout
+    out = capsys.readouterr().out
+    assert f"{versions} import together, with the {len(environment.PRIVATE_APIS)} private names" in out
+
+
+def test_the_private_names_this_package_uses_are_there():
+    assert environment.missing_private_apis() == []
 
 
 def test_a_torchaudio_that_does_not_load_is_one_clear_line(tmp_path):
@@ -48,13 +52,13 @@ def test_a_torchaudio_that_does_not_load_is_one_clear_line(tmp_path):
     assert f"pip install {environment.pinned_pair()}" in line
 
 
-def test_lock_round_trip_and_strict_comparison(tmp_path):
+def test_lock_round_trip_and_strict_comparison(tmp_path, capsys):
     installed = environment.installed_versions()
     lock = str(tmp_path / "lock.txt")
     environment.write_lock(lock, installed)
     assert environment.read_lock(lock) == installed
     assert environment.lock_python(lock) == "%d.%d" % sys.version_info[:2]
-    assert run_check("--lock", lock, "--strict").returncode == 0
+    assert environment.main(["--lock", lock, "--strict"]) == 0
 
     with open(lock, encoding="utf-8") as f:
         text = f.read()
@@ -62,10 +66,10 @@ def test_lock_round_trip_and_strict_comparison(tmp_path):
     assert torch_pin in text
     with open(lock, "w", encoding="utf-8") as f:
         f.write(text.replace(torch_pin, "torch==0.0.1\n"))
-    done = run_check("--lock", lock, "--strict")
-    assert done.returncode == 1
-    assert f"  torch: 0.0.1 -> {importlib.metadata.version('torch')}" in done.stdout.splitlines()
-    assert run_check("--lock", lock).returncode == 0  # without --strict it only reports
+    capsys.readouterr()
+    assert environment.main(["--lock", lock, "--strict"]) == 1
+    assert f"  torch: 0.0.1 -> {importlib.metadata.version('torch')}" in capsys.readouterr().out.splitlines()
+    assert environment.main(["--lock", lock]) == 0  # without --strict it only reports
 
 
 def test_lock_of_another_python_stops_the_install(tmp_path):

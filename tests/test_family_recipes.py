@@ -1,10 +1,10 @@
-"""The OpenSLR 54 recipe with the wav2vec 2.0 family's hparams files.
-
-Every file composes (``base:``) and instantiates with a tiny local config in
-place of its hub model; each architecture (wav2vec 2.0 with a layer-norm or
-a group-norm feature encoder, HuBERT) trains one short epoch of the sample
-corpus through ``train.main``, in this process, with a finite, falling loss,
-and exports.
+"""The OpenSLR 54 recipe with the wav2vec 2.0 family's hparams file
+(``hparams/wav2vec2_ctc.yaml``): each architecture (wav2vec 2.0 with a
+layer-norm or a group-norm feature encoder, HuBERT) instantiates from a tiny
+local config in place of the hub model, trains one short epoch of the
+sample corpus through ``train.main`` in this process, with a finite,
+falling loss, and exports; the CPU training settings come from
+``hparams/w2vbert_ctc_tiny.yaml`` (the ``tiny_training`` fixture).
 """
 
 import os
@@ -14,83 +14,35 @@ import torch
 import yaml
 from hyperpyyaml import load_hyperpyyaml
 
-from speechbrain_w2vbert.hparams import compose_hparams
+import train
 from speechbrain_w2vbert.wav2vec2 import TINY_CONFIG_DIRS, Wav2Vec2Encoder
-from tests.test_recipe import ROOT, data  # noqa: F401  (the sliced sample corpus fixture)
+from tests.helpers import HPARAMS_DIR
 
-import train  # noqa: E402  (recipes/OpenSLR54 is on sys.path via tests.test_recipe)
+FAMILY_HPARAMS = os.path.join(HPARAMS_DIR, "wav2vec2_ctc.yaml")
 
-HPARAMS = os.path.join(ROOT, "hparams")
-
-#: file -> (hub model it fine-tunes, HF model class, tiny config standing in for it)
-FAMILY = {
-    "wav2vec2_ctc.yaml": ("facebook/wav2vec2-large-lv60", "Wav2Vec2Model", "wav2vec2_tiny_layer"),
-    "xlsr53_ctc.yaml": ("facebook/wav2vec2-large-xlsr-53", "Wav2Vec2Model", "wav2vec2_tiny_layer"),
-    "xls_r_ctc.yaml": ("facebook/wav2vec2-xls-r-300m", "Wav2Vec2Model", "wav2vec2_tiny_layer"),
-    "mms_ctc.yaml": ("facebook/mms-300m", "Wav2Vec2Model", "wav2vec2_tiny_layer"),
-    "hubert_ctc.yaml": ("facebook/hubert-large-ll60k", "HubertModel", "hubert_tiny"),
-}
-
-#: CPU-sized training settings over a family file (a file with a base, too).
-TINY_RUN = """\
-encoder_pretrained: False
-precision: fp32
-eval_precision: fp32
-tf32: False
-fused_adamw: False
-num_workers: 0
-dataloader_opts: {{num_workers: 0, pin_memory: False, prefetch_factor: null, persistent_workers: False}}
-freeze_encoder_steps: 0
-freeze_feature_encoder: False
-lr_encoder: 0.002
-lr_head: 0.002
-warmup_steps: 2
-max_batch_length: 8
-max_batch_length_eval: 60
-num_buckets: 5
-max_batch_ex: 32
-number_of_epochs: 1
-tokenizer_min_count: 1
-layerdrop: 0.0
-ckpt_interval_minutes: 0
-base: {base}
-encoder_source: {source}
-"""
+#: tiny config -> the HF model class it builds
+ARCHITECTURES = {"wav2vec2_tiny_layer": "Wav2Vec2Model", "wav2vec2_tiny_group": "Wav2Vec2Model",
+                 "hubert_tiny": "HubertModel"}
 
 
-@pytest.mark.parametrize("name", sorted(FAMILY))
-def test_hparams_file_composes_and_instantiates(name, tmp_path):
-    hub_id, model_class, tiny = FAMILY[name]
-    path = os.path.join(HPARAMS, name)
-    with open(path, encoding="utf-8") as f:
-        own = yaml.load(f, Loader=yaml.BaseLoader)  # tags ignored: the keys and plain values
-    # the file states only what differs from the shared settings
-    assert set(own) == {"base", "output_folder", "encoder_source"} and own["encoder_source"] == hub_id
+@pytest.mark.parametrize("tiny", sorted(ARCHITECTURES))
+def test_family_file_instantiates_each_architecture(tiny, tmp_path):
     overrides = {"data_folder": str(tmp_path), "encoder_source": TINY_CONFIG_DIRS[tiny],
-                 "encoder_pretrained": False, "output_folder": str(tmp_path / "out")}
-    hparams = load_hyperpyyaml(compose_hparams(path), overrides)
+                 "encoder_pretrained": False, "run_name": "tiny"}
+    with open(FAMILY_HPARAMS, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f, overrides)
     encoder = hparams["encoder"]
-    assert isinstance(encoder, Wav2Vec2Encoder) and type(encoder.model).__name__ == model_class
-    assert hparams["checkpointer"].recoverables["encoder"] is encoder
-    assert hparams["frames_per_second"] == 50 and hparams["precision"] == "bf16"  # from w2vbert_ctc.yaml
+    assert isinstance(encoder, Wav2Vec2Encoder) and type(encoder.model).__name__ == ARCHITECTURES[tiny]
+    assert hparams["output_folder"] == "results/tiny/1986"
     config = encoder.model.config
     assert (config.mask_time_prob, config.mask_time_length, config.layerdrop) == (0.05, 10, 0.05)
     assert not any(p.requires_grad for p in encoder.model.feature_extractor.parameters())
 
 
-def test_the_w2vbert_files_have_no_base():
-    for name in ("w2vbert_ctc.yaml", "w2vbert_ctc_tiny.yaml"):
-        assert compose_hparams(os.path.join(HPARAMS, name)) is None
-
-
-@pytest.mark.parametrize(
-    "name, tiny",
-    [("xls_r_ctc.yaml", "wav2vec2_tiny_layer"), ("wav2vec2_ctc.yaml", "wav2vec2_tiny_group"),
-     ("hubert_ctc.yaml", "hubert_tiny")],
-)
-def test_architecture_trains_one_epoch(name, tiny, data, tmp_path, monkeypatch):  # noqa: F811
-    run_yaml = tmp_path / "tiny.yaml"
-    run_yaml.write_text(TINY_RUN.format(base=os.path.join(HPARAMS, name), source=TINY_CONFIG_DIRS[tiny]))
+@pytest.mark.recipe
+@pytest.mark.parametrize("tiny", sorted(ARCHITECTURES))
+def test_architecture_trains_one_epoch(tiny, recipe_data, tiny_training, tmp_path, monkeypatch):
+    data = recipe_data
     losses = []
     objectives = train.ASR.compute_objectives
 
@@ -102,12 +54,16 @@ def test_architecture_trains_one_epoch(name, tiny, data, tmp_path, monkeypatch):
 
     monkeypatch.setattr(train.ASR, "compute_objectives", recording)
     output = tmp_path / "exp"
-    train.main([str(run_yaml), "--data_folder=unused", "--skip_prep=True", f"--train_csv={data['train']}",
+    settings = dict(tiny_training, number_of_epochs=1, encoder_source=TINY_CONFIG_DIRS[tiny], encoder_pretrained=False,
+                    freeze_feature_encoder=False)
+    overrides = [f"--{key}={value}" for key, value in settings.items() if key != "dataloader_opts"]
+    overrides.append("--dataloader_opts=" + yaml.safe_dump(settings["dataloader_opts"], default_flow_style=True).strip())
+    train.main([FAMILY_HPARAMS, "--data_folder=unused", "--skip_prep=True", f"--train_csv={data['train']}",
                 f"--dev_csv={data['dev']}", f"--test_csv={data['test']}", f"--output_folder={output}",
-                "--noprogressbar"])
+                "--noprogressbar", *overrides])
     assert len(losses) >= 4 and all(map(torch.isfinite, torch.tensor(losses))), losses
     assert sum(losses[-2:]) < sum(losses[:2]), losses
-    with open(output / "hyperparams.yaml", encoding="utf-8") as f:  # the whole composed configuration
+    with open(output / "hyperparams.yaml", encoding="utf-8") as f:  # the whole configuration, as run
         assert "Wav2Vec2Encoder" in f.read()
     assert os.path.isfile(output / "wer_test.txt")
     # both exports give the trained model's log-probabilities
@@ -165,11 +121,13 @@ def tiny_mms(tmp_path_factory):
     return folder, nepali
 
 
-def test_mms_zero_shot_baseline(tiny_mms, data, tmp_path):  # noqa: F811
+@pytest.mark.recipe
+def test_mms_zero_shot_baseline(tiny_mms, recipe_data, tmp_path):
     import csv
 
     import eval_mms_zero_shot as mms
 
+    data = recipe_data
     folder, nepali = tiny_mms
     summary = mms.main([f"--test_csv={data['test']}", f"--output_folder={tmp_path}", f"--model={folder}",
                         "--device=cpu"])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from speechbrain_w2vbert.features import SeamlessFbank
-from tests.conftest import pad_batch
+from tests.helpers import pad_batch
 
 # Max abs difference on normalised features. Measured at most 2.3e-5, on a
 # 3-frame utterance: the reference's own fp32 rounding, divided by each bin's

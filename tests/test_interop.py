@@ -19,35 +19,7 @@ import sys
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL = os.path.join(ROOT, "tests", "data", "tiny_ne_model")
-N_FILES = 8  # test utterances used here
-
-
-@pytest.fixture(scope="session")
-def sample_test_set(tmp_path_factory):
-    """(rows of the sample corpus' test.csv, prepared folder): ``wav`` and ``wrd``."""
-    sys.path.insert(0, os.path.join(ROOT, "recipes", "OpenSLR54"))
-    from openslr54_prepare import SAMPLE_DATA_DIR, prepare_openslr54
-
-    tmp = tmp_path_factory.mktemp("sample")
-    prepare_openslr54(SAMPLE_DATA_DIR, str(tmp / "prep"), extract_folder=str(tmp / "corpus"))
-    with open(tmp / "prep" / "test.csv", encoding="utf-8") as f:
-        return list(csv.DictReader(f)), str(tmp / "prep")
-
-
-@pytest.fixture(scope="session")
-def asr(tmp_path_factory):
-    """The test model loaded with SpeechBrain's EncoderASR."""
-    from speechbrain_w2vbert.cli import load_model
-
-    return load_model(MODEL, str(tmp_path_factory.mktemp("asr")))
-
-
-@pytest.fixture(scope="module")
-def test_rows(sample_test_set):
-    return sample_test_set[0][:N_FILES]
-
+from tests.helpers import MODEL, RECIPE_DIR, ROOT, TINY_HPARAMS
 
 @pytest.fixture(scope="module")
 def hf_folder(asr, tmp_path_factory):
@@ -59,17 +31,22 @@ def hf_folder(asr, tmp_path_factory):
     return folder
 
 
-def test_fixture_model_transcribes_words(asr, test_rows):
-    """Guard: the committed model is a trained one."""
+def test_fixture_model_transcribes_words(asr, test_files):
+    """Guard: the committed model is a trained one, and a folder written by
+    0.1.0 (``W2VBertCTC``, ``w2v_bert:``) loads as an ``EncoderCTC``."""
+    from speechbrain_w2vbert.ctc import EncoderCTC
+
+    assert type(asr.mods.encoder) is EncoderCTC
     from speechbrain.utils.edit_distance import wer_details_for_batch
 
-    hyps = [list(asr.transcribe_file(r["wav"])) for r in test_rows]
-    details = wer_details_for_batch([r["ID"] for r in test_rows], [list(r["wrd"]) for r in test_rows], hyps)
+    hyps = [list(asr.transcribe_file(r["wav"])) for r in test_files]
+    details = wer_details_for_batch([r["ID"] for r in test_files], [list(r["wrd"]) for r in test_files], hyps)
     cer = sum(d["num_edits"] for d in details) / sum(d["num_ref_tokens"] for d in details)
     assert cer < 0.35, cer
 
 
-def test_hub_style_repo_offline(asr, test_rows, tmp_path):
+@pytest.mark.slow
+def test_hub_style_repo_offline(asr, test_files, tmp_path):
     """``from_hparams(source="org/name")`` served from a pre-populated Hugging
     Face cache with HF_HUB_OFFLINE=1 (SpeechBrain's own hub fetch)."""
     snapshot = tmp_path / "hub" / "models--test-org--tiny-ne" / "snapshots" / ("0" * 40)
@@ -84,43 +61,43 @@ def test_hub_style_repo_offline(asr, test_rows, tmp_path):
     )
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "hub"), HF_HOME=str(tmp_path / "home"),
                PYTHONPATH=ROOT, OMP_NUM_THREADS="2")
-    paths = [r["wav"] for r in test_rows[:3]]
+    paths = [r["wav"] for r in test_files[:3]]
     proc = subprocess.run([sys.executable, "-c", code, *paths], env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines() == [asr.transcribe_file(p) for p in paths]
 
 
-def test_batched_equals_one_by_one(asr, test_rows):
+def test_batched_equals_one_by_one(asr, test_files):
     from speechbrain_w2vbert.transcribe import Transcriber
 
     transcriber = Transcriber(asr, batch_size=4)
-    wavs = [transcriber.read(r["wav"]) for r in test_rows]
+    wavs = [transcriber.read(r["wav"]) for r in test_files]
     assert len({w.shape[0] for w in wavs}) == len(wavs)  # real padding in every batch
     batched = [r["text"] for r in transcriber.transcribe_waveforms(wavs)]
-    assert batched == [asr.transcribe_file(r["wav"]) for r in test_rows]
+    assert batched == [asr.transcribe_file(r["wav"]) for r in test_files]
 
 
-def test_model_card_of_the_recipe(asr, tmp_path, sample_test_set):
-    from speechbrain_w2vbert.export import recipe_model_card
+def test_model_card_of_the_recipe(asr, tmp_path, sample_corpus):
+    from model_card import write_recipe_model_card
 
-    prep = sample_test_set[1]
+    prep = sample_corpus.save_folder
     hparams = {"data_folder": "recipes/OpenSLR54/sample_data", "split": "speaker", "split_ratio": [90, 5, 5],
                "train_csv": os.path.join(prep, "train.csv"), "dev_csv": os.path.join(prep, "dev.csv"),
-               "test_csv": os.path.join(prep, "test.csv"), "init_from_hf": None, "encoder_source": "tiny",
-               "encoder_pretrained": False, "encoder": asr.mods.encoder.encoder, "tokenizer_type": "char",
-               "number_of_epochs": 25, "inference_folder": str(tmp_path)}
-    card = open(recipe_model_card(hparams, {"WER": 48.24, "CER": 17.62}, ["train.py", "x.yaml"]),
-                encoding="utf-8").read()
-    for text in ("| test | 19 utterances, 0.8 min", "| test WER | 48.24% |", "train.py x.yaml", "speaker [90, 5, 5]",
-                 "EncoderASR.from_hparams"):
+               "test_csv": os.path.join(prep, "test.csv"), "init_from_hf": None, "encoder_pretrained": False,
+               "tokenizer_type": "char", "number_of_epochs": 25, "inference_folder": str(tmp_path)}
+    card = open(write_recipe_model_card(hparams, asr.mods.encoder.encoder, {"WER": 48.24, "CER": 17.62},
+                                        ["train.py", "x.yaml"]), encoding="utf-8").read()
+    for text in ("# w2v-BERT 2.0 CTC speech recognition", "w2v-BERT 2.0 encoder (W2VBert)",
+                 "| test | 19 utterances, 0.8 min", "| test WER | 48.24% |", "train.py x.yaml",
+                 "speaker [90, 5, 5]", "EncoderASR.from_hparams"):
         assert text in card, text
 
 
-def test_hf_pipeline_gives_the_same_transcripts_and_logits(asr, hf_folder, test_rows):
+def test_hf_pipeline_gives_the_same_transcripts_and_logits(asr, hf_folder, test_files):
     import transformers
 
-    from speechbrain_w2vbert.transcribe import read_audio
+    from speechbrain_w2vbert.audio import read_audio
 
     assert json.load(open(os.path.join(hf_folder, "config.json")))["architectures"] == ["Wav2Vec2BertForCTC"]
     processor = transformers.AutoProcessor.from_pretrained(hf_folder)
@@ -129,7 +106,7 @@ def test_hf_pipeline_gives_the_same_transcripts_and_logits(asr, hf_folder, test_
     pipe = transformers.pipeline("automatic-speech-recognition", model=hf_folder, device="cpu")
     hf = pipe.model.eval()
     ours = asr.mods.encoder
-    for row in test_rows:
+    for row in test_files:
         wav = read_audio(row["wav"])
         assert pipe(wav.numpy())["text"] == asr.transcribe_file(row["wav"]), row["ID"]
         with torch.no_grad():
@@ -166,14 +143,14 @@ def _reorder_hf_vocab(src, dst, order, rename):
     Wav2Vec2BertProcessor(feature_extractor=SeamlessM4TFeatureExtractor(), tokenizer=tokenizer).save_pretrained(dst)
 
 
-def test_import_from_hf_gives_the_checkpoint_transcripts(asr, hf_folder, test_rows, tmp_path):
+def test_import_from_hf_gives_the_checkpoint_transcripts(asr, hf_folder, test_files, tmp_path):
     """A checkpoint whose blank is the last id, named <pad>/<unk>: imported,
     our pipeline gives HF's own greedy transcripts."""
     import transformers
 
-    from speechbrain_w2vbert.ctc import W2VBertCTC
+    from speechbrain_w2vbert.ctc import EncoderCTC
     from speechbrain_w2vbert.export import from_hf_ctc
-    from speechbrain_w2vbert.transcribe import read_audio
+    from speechbrain_w2vbert.audio import read_audio
 
     vocab_size = asr.tokenizer.vocab_size
     order = list(range(1, vocab_size))[::-1] + [0]  # blank last, the rest reversed
@@ -183,15 +160,16 @@ def test_import_from_hf_gives_the_checkpoint_transcripts(asr, hf_folder, test_ro
 
     encoder, head, tokenizer = from_hf_ctc(community)
     assert tokenizer.vocab["[PAD]"] == 0 and tokenizer.vocab_size == vocab_size
-    model = W2VBertCTC(encoder, head).eval()
-    for row in test_rows[:4]:
+    model = EncoderCTC(encoder, head).eval()
+    for row in test_files[:4]:
         wav = read_audio(row["wav"])
         with torch.no_grad():
             ids = model(wav[None])[0].argmax(-1)
         assert tokenizer.decode_ctc(ids) == pipe(wav.numpy())["text"] == asr.transcribe_file(row["wav"])
 
 
-def test_recipe_evaluates_an_imported_checkpoint(hf_folder, sample_test_set, test_rows, asr, tmp_path):
+@pytest.mark.recipe
+def test_recipe_evaluates_an_imported_checkpoint(hf_folder, test_files, asr, tmp_path):
     """``--init_from_hf=<folder> --number_of_epochs=0``: the recipe's test WER
     and CER are those of EncoderASR's transcripts."""
     from speechbrain.utils.metric_stats import ErrorRateStats
@@ -201,21 +179,21 @@ def test_recipe_evaluates_an_imported_checkpoint(hf_folder, sample_test_set, tes
 
     test_csv = str(tmp_path / "test.csv")
     with open(test_csv, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(test_rows[0]))
+        writer = csv.DictWriter(f, fieldnames=list(test_files[0]))
         writer.writeheader()
-        writer.writerows(test_rows[:4])
+        writer.writerows(test_files[:4])
     output = str(tmp_path / "exp")
-    args = [os.path.join(ROOT, "hparams", "w2vbert_ctc_tiny.yaml"), "--data_folder=unused", "--skip_prep=True",
+    args = [TINY_HPARAMS, "--data_folder=unused", "--skip_prep=True",
             f"--train_csv={test_csv}", f"--dev_csv={test_csv}", f"--test_csv={test_csv}",
             f"--output_folder={output}", f"--init_from_hf={hf_folder}", "--number_of_epochs=0",
             "--hf_export=False", "--noprogressbar"]
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="2")
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "recipes", "OpenSLR54", "train.py"), *args],
+    proc = subprocess.run([sys.executable, os.path.join(RECIPE_DIR, "train.py"), *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     (stats,) = [r for r in read_train_log(os.path.join(output, "train_log.txt")) if "test CER" in r]
     wer, cer = ErrorRateStats(), ErrorRateStats(split_tokens=True)
-    for row in test_rows[:4]:
+    for row in test_files[:4]:
         hyp, ref = normalize_nepali(asr.transcribe_file(row["wav"])).split(), normalize_nepali(row["wrd"]).split()
         wer.append([row["ID"]], [hyp], [ref])
         cer.append([row["ID"]], [hyp], [ref])
@@ -225,7 +203,7 @@ def test_recipe_evaluates_an_imported_checkpoint(hf_folder, sample_test_set, tes
     assert hf_folder in card and "--number_of_epochs=0" in card
 
 
-def test_raw_waveform_encoder_exports_too(tmp_path, test_rows):
+def test_raw_waveform_encoder_exports_too(tmp_path, test_files):
     """The export is generic: a wav2vec 2.0 lobe (issue 6) goes to an
     EncoderASR folder under its own class and to ``Wav2Vec2ForCTC`` +
     ``Wav2Vec2Processor`` with the same greedy transcripts."""
@@ -235,12 +213,12 @@ def test_raw_waveform_encoder_exports_too(tmp_path, test_rows):
 
     from speechbrain_w2vbert.export import export_inference_folder, save_hf_folder
     from speechbrain_w2vbert.tokenizer import CharTokenizer
-    from speechbrain_w2vbert.transcribe import read_audio
+    from speechbrain_w2vbert.audio import read_audio
 
     torch.manual_seed(0)
     config = os.path.join(ROOT, "speechbrain_w2vbert", "configs", "wav2vec2_tiny_layer")
     encoder = wav2vec2.Wav2Vec2Encoder(config, pretrained=False).eval()
-    tokenizer = CharTokenizer.build(r["wrd"] for r in test_rows)
+    tokenizer = CharTokenizer.build(r["wrd"] for r in test_files)
     head = torch.nn.Linear(encoder.model.config.hidden_size, tokenizer.vocab_size)
     export_inference_folder(str(tmp_path / "sb"), encoder, head, tokenizer)
     assert "!new:speechbrain_w2vbert.wav2vec2.Wav2Vec2Encoder" in open(tmp_path / "sb" / "hyperparams.yaml").read()
@@ -249,7 +227,7 @@ def test_raw_waveform_encoder_exports_too(tmp_path, test_rows):
     pipe = transformers.pipeline("automatic-speech-recognition", model=str(tmp_path / "hf"), device="cpu")
     assert type(pipe.model).__name__ == "Wav2Vec2ForCTC"
     assert type(pipe.feature_extractor).__name__ == "Wav2Vec2FeatureExtractor"
-    for row in test_rows[:3]:
+    for row in test_files[:3]:
         wav = read_audio(row["wav"])
         with torch.no_grad():
             ours = asr.encode_batch(wav[None], torch.ones(1))[0]

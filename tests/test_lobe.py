@@ -10,7 +10,7 @@ from transformers import Wav2Vec2BertModel
 
 from speechbrain_w2vbert import TINY_CONFIG_DIR
 from speechbrain_w2vbert.lobe import FRONTEND_PRECISIONS, W2VBert
-from tests.conftest import pad_batch
+from tests.helpers import pad_batch
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +230,7 @@ def test_frontend_precision_is_the_same_in_training_and_eval():
         build(frontend_precision="bf16")
 
 
+@pytest.mark.slow
 def test_torch_compile_with_dynamic_shapes_matches_eager():
     # SpeechBrain's --compile --compile_using_dynamic_shape_tracing compiles
     # the whole lobe. The frontend must stay eager: traced, inductor failed on

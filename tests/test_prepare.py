@@ -1,5 +1,5 @@
-"""Tests of recipes/OpenSLR54/openslr54_prepare.py on the bundled sample corpus
-(copied into tmp_path) and on hand-made edge cases."""
+"""Tests of recipes/OpenSLR54/openslr54_prepare.py and openslr54_download.py on
+the bundled sample corpus (copied into tmp_path) and on hand-made edge cases."""
 
 import csv
 import functools
@@ -10,7 +10,6 @@ import os
 import random
 import shutil
 import struct
-import sys
 import threading
 import urllib.error
 import zipfile
@@ -19,23 +18,22 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "recipes", "OpenSLR54"))
-
-import openslr54_prepare as prep  # noqa: E402
-from openslr54_prepare import (  # noqa: E402
+import openslr54_download as dl
+import openslr54_prepare as prep
+from openslr54_download import download_file
+from openslr54_prepare import (
     SAMPLE_DATA_DIR,
+    Transcript,
     audio_info,
     ctc_frames,
-    ctc_min_frames,
-    download_file,
     prepare_openslr54,
     random_split,
     read_transcripts,
     speaker_split,
+    texts_ctc_min_frames,
 )
 
-from speechbrain_w2vbert.text import has_latin, normalize_nepali  # noqa: E402
+from speechbrain_w2vbert.text import has_latin, normalize_nepali
 
 # The sample corpus' deliberately bad entries (make_sample_corpus.py logs them).
 BAD = {
@@ -73,12 +71,10 @@ def sample(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    """The sample corpus prepared with the default options (read-only use)."""
-    tmp = tmp_path_factory.mktemp("prepared")
-    data = shutil.copytree(SAMPLE_DATA_DIR, tmp / "data")
-    report = prepare_openslr54(str(data), str(tmp / "prep"))
-    return str(tmp / "prep"), report
+def prepared(sample_corpus):
+    """(save folder, report) of the sample corpus prepared with the default
+    options (tests/conftest.py: once per run; read-only use)."""
+    return sample_corpus.save_folder, sample_corpus.report
 
 
 # --------------------------------------------------------------------------
@@ -219,7 +215,8 @@ def test_read_transcripts_duplicates_and_malformed(tmp_path):
     a.write_text("u1\ts1\tक\nu2\ts1\tख\nu1\ts2\tग\nbroken line\n\n", encoding="utf-8")
     b.write_text("u2\ts1\tख\nu3\ts3\tघ\nu3\ts3\tघ\nu2\ts9\tङ\n", encoding="utf-8")
     entries, dups, malformed = read_transcripts([str(a), str(b)])
-    assert entries == {"u1": ("s1", "क"), "u2": ("s1", "ख"), "u3": ("s3", "घ")}
+    assert entries == {"u1": Transcript("s1", "क"), "u2": Transcript("s1", "ख"),
+                       "u3": Transcript("s3", "घ")}
     # u1 twice in a; u3 repeated within b; u2 with another text in b
     assert dups == ["u1", "u3", "u2"] and malformed == 1
 
@@ -277,7 +274,7 @@ def test_unreadable_and_zero_length(tree, prepared, tmp_path):
         f.write(flac_header_only())
     # libsndfile reads by content: a WAV header with no sample is zero-length
     sf.write(flac_path(tree, no_samples), np.zeros(0, dtype=np.int16), 16000, format="WAV")
-    assert audio_info(flac_path(tree, no_samples))[0] == "zero_length"
+    assert audio_info(flac_path(tree, no_samples)).reason == "zero_length"
     report = prepare_openslr54(os.path.dirname(tree), str(tmp_path / "prep"))
     assert sorted(report["drop_examples"]["unreadable"]) == sorted([garbage, header_only])
     assert report["drop_examples"]["zero_length"] == [no_samples]
@@ -293,11 +290,11 @@ def test_truncated_flac_is_corrupt(tmp_path, cut):
     keep = size - cut if cut >= 1 else int(size * cut)
     with open(path, "r+b") as f:
         f.truncate(keep)
-    assert audio_info(path)[0] == "corrupt"
+    assert audio_info(path).reason == "corrupt"
 
 
 def test_parallel_and_serial_metadata_agree(tree):
-    paths = sorted(v[0] for v in prep.scan_audio(tree).values())
+    paths = sorted(v.path for v in prep.scan_audio(tree).values())
     serial = prep.read_audio_info(paths, num_workers=1)
     for executor in ("process", "thread"):
         assert prep.read_audio_info(paths * 2, 2, executor) == serial * 2
@@ -344,12 +341,12 @@ def test_ctc_frames_never_exceed_w2vbert_frames():
         assert 0 <= ctc_frames(n / 16000, 25) <= twenty_five
 
 
-def test_ctc_min_frames():
-    assert ctc_min_frames("") == 0
-    assert ctc_min_frames("कख") == 2
-    assert ctc_min_frames("कक") == 3
-    assert ctc_min_frames("ककक  ख") == 6 + 3
-    assert ctc_min_frames([5, 5, 5]) == 5
+def test_texts_ctc_min_frames():
+    texts = ["", "कख", "कक", "ककक  ख", "क", "𑐀𑐀"]  # the last: two astral-plane characters
+    expected = [0, 2, 3, 6 + 3, 1, 3]
+    assert texts_ctc_min_frames(texts) == expected
+    assert texts_ctc_min_frames(texts, batch_size=2) == expected  # batches of 2, 2, 2
+    assert texts_ctc_min_frames(texts[:1]) == [0] and texts_ctc_min_frames([]) == []
 
 
 def test_ctc_feasibility_filter(tmp_path):
@@ -578,7 +575,7 @@ def test_download_resumes_and_prepares(server, tmp_path):
     assert report["kept"]["utterances"] == SAMPLE_KEPT
     # complete files are only checked (HEAD), not fetched again
     RangeHandler.log.clear()
-    prep.download_openslr54(str(data), "012", mirror=url)
+    dl.download_openslr54(str(data), "012", mirror=url)
     assert {c for c, _, _ in RangeHandler.log} == {"HEAD"}
 
 
@@ -607,10 +604,10 @@ def test_download_oversized_part_is_restarted(server, tmp_path):
 
 def test_download_urls_and_mirrors(tmp_path, monkeypatch):
     urls = []
-    monkeypatch.setattr(prep, "download_file", lambda url, dest, timeout: urls.append(url) or dest)
-    prep.download_openslr54(str(tmp_path), "0f")
-    prep.download_openslr54(str(tmp_path), "0", mirror="eu")
-    prep.download_openslr54(str(tmp_path), "", mirror="http://127.0.0.1:1/x")
+    monkeypatch.setattr(dl, "download_file", lambda url, dest, timeout: urls.append(url) or dest)
+    dl.download_openslr54(str(tmp_path), "0f")
+    dl.download_openslr54(str(tmp_path), "0", mirror="eu")
+    dl.download_openslr54(str(tmp_path), "", mirror="http://127.0.0.1:1/x")
     assert urls == [
         "https://www.openslr.org/resources/54/utt_spk_text.tsv",
         "https://www.openslr.org/resources/54/asr_nepali_0.zip",

@@ -17,17 +17,12 @@ import pytest
 import torch
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECIPE_DIR = os.path.join(ROOT, "recipes", "OpenSLR54")
+from tests.helpers import RECIPE_DIR, ROOT, SLICE_EVAL, TINY_HPARAMS
+
+pytestmark = pytest.mark.recipe  # every test here trains through the recipe, or uses a trained run
+
 TRAIN = os.path.join(RECIPE_DIR, "train.py")
 RUNNER = os.path.join(ROOT, "tests", "recipe_runner.py")
-TINY = os.path.join(ROOT, "hparams", "w2vbert_ctc_tiny.yaml")
-GPU = os.path.join(ROOT, "hparams", "w2vbert_ctc.yaml")
-sys.path.insert(0, RECIPE_DIR)
-
-from openslr54_prepare import SAMPLE_DATA_DIR, prepare_openslr54  # noqa: E402
-
-N_TRAIN, N_EVAL = 24, 5  # utterances of the slices
 
 
 def _env(threads=2):
@@ -36,37 +31,16 @@ def _env(threads=2):
     return env
 
 
-def _write_csv(path, rows):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """Small train/dev/test CSVs from the prepared sample corpus. The train
-    slice also holds an unreadable file and a CTC-infeasible utterance."""
-    tmp = tmp_path_factory.mktemp("data")
-    prepare_openslr54(SAMPLE_DATA_DIR, str(tmp / "prep"), extract_folder=str(tmp / "corpus"))
-    csvs = {}
-    for split, count in (("train", N_TRAIN), ("dev", N_EVAL), ("test", N_EVAL)):
-        with open(tmp / "prep" / f"{split}.csv", encoding="utf-8") as f:
-            rows = sorted(csv.DictReader(f), key=lambda r: float(r["duration"]))[:count]
-        if split == "train":
-            broken = str(tmp / "broken.flac")
-            with open(broken, "wb") as f:
-                f.write(b"not audio at all")
-            rows.append(dict(rows[0], ID="broken_file", wav=broken))
-            rows.append(dict(rows[1], ID="too_many_labels", wrd=" ".join([rows[1]["wrd"]] * 12)))
-        csvs[split] = str(tmp / f"{split}.csv")
-        _write_csv(csvs[split], rows)
-    return csvs
+def data(recipe_data):
+    """The sliced sample corpus (tests/conftest.py)."""
+    return recipe_data
 
 
 def recipe_args(data, output, *extra):
+    """train.py's arguments for a short run of the tiny recipe on the slices."""
     return [
-        TINY,
+        TINY_HPARAMS,
         "--data_folder=unused",
         "--skip_prep=True",
         f"--train_csv={data['train']}",
@@ -139,36 +113,11 @@ def test_recipe_trains_and_writes_its_outputs(trained):
     with open(os.path.join(output, "wer_test.txt"), encoding="utf-8") as f:
         alignments = f.read()
     assert alignments.startswith("CER\n%WER") and "\nWER\n%WER" in alignments
-    assert alignments.count("%WER") == 2 * (N_EVAL + 1)  # summary + one per utterance, for CER and WER
+    assert alignments.count("%WER") == 2 * (SLICE_EVAL + 1)  # summary + one per utterance, for CER and WER
     assert any("test CER" in r and "test WER" in r for r in read_log(output))
     assert os.path.getsize(os.path.join(output, "training_curves.png")) > 10_000
     for name in ("hyperparams.yaml", "encoder.ckpt", "ctc_head.ckpt", "vocab.json"):
         assert os.path.isfile(os.path.join(output, "inference", name))
-
-
-def test_gpu_yaml_loads_with_the_tiny_encoder(tmp_path):
-    from hyperpyyaml import load_hyperpyyaml
-
-    from speechbrain_w2vbert import TINY_CONFIG_DIR
-
-    overrides = {"data_folder": str(tmp_path), "encoder_source": TINY_CONFIG_DIR, "encoder_pretrained": False,
-                 "output_folder": str(tmp_path / "out")}
-    with open(GPU, encoding="utf-8") as f:
-        hparams = load_hyperpyyaml(f, overrides)
-    assert hparams["precision"] == "bf16" and hparams["encoder"].model.config.layerdrop == 0.05
-    assert set(hparams["checkpointer"].recoverables) >= {"encoder", "counter", "counters", "lr_schedule_encoder"}
-
-
-def test_yaml_files_have_the_same_keys():
-    def keys(path):
-        with open(path, encoding="utf-8") as f:
-            return re.findall(r"^([A-Za-z_]\w*):", f.read(), flags=re.M)
-
-    assert keys(TINY) == keys(GPU)
-    for path in (TINY, GPU):
-        with open(path, encoding="utf-8") as f:
-            for line in f:  # every plain value carries a comment (unit, range or meaning)
-                assert not re.match(r"^\s*[a-z_]+: [^!#\n]+$", line), f"{path}: {line}"
 
 
 def test_inference_folder_batch_equals_one_by_one(trained, data, tmp_path):
@@ -340,7 +289,7 @@ def test_head_only_warmup_and_gradient_accumulation(data, trained, tmp_path):
     batches = epoch_lines(trained[0])[0]["updates"]  # one update per batch there
     assert line["updates"] == batches // 2  # SpeechBrain drops the incomplete last group
     assert line["lr_encoder"] == 0.0 and line["lr_head"] > 0  # the encoder's schedule starts after the warm-up
-    with open(TINY, encoding="utf-8") as f:  # the same seed gives the same initial encoder
+    with open(TINY_HPARAMS, encoding="utf-8") as f:  # the same seed gives the same initial encoder
         initial = load_hyperpyyaml(f, {"data_folder": "unused", "output_folder": str(tmp_path / "init")})
     initial = initial["encoder"].named_parameters()
     params = torch.load(dump.format(rank=0))
@@ -354,8 +303,49 @@ def test_head_only_warmup_and_gradient_accumulation(data, trained, tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 autocast needs CUDA in SpeechBrain")
-def test_fp16_smoke(data, tmp_path):
+def test_fp16_trains_with_the_grad_scaler(data, trained, tmp_path):
+    """fp16 autocast with SpeechBrain's GradScaler: every batch makes its
+    update (none lost to overflow), the loss is finite and falls like fp32's,
+    and the weights stay finite."""
     output = str(tmp_path / "fp16")
-    run(recipe_args(data, output, "--number_of_epochs=1", "--precision=fp16"))
-    (line,) = epoch_lines(output)
-    assert line["train loss"] == line["train loss"]
+    dump = str(tmp_path / "params_{rank}.pt")
+    run([f"--dump-params={dump}",
+         *recipe_args(data, output, "--number_of_epochs=2", "--precision=fp16", "--device=cuda:0")], runner=True)
+    lines = epoch_lines(output)
+    fp32 = epoch_lines(trained[0])
+    assert [r["updates"] for r in lines] == [r["updates"] for r in fp32[:2]]
+    assert all(r["nonfinite_skipped"] == 0 for r in lines)
+    losses = [r["train loss"] for r in lines]
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[1] < losses[0], losses
+    params = torch.load(dump.format(rank=0))
+    assert all(torch.isfinite(p).all() for p in params.values())
+
+
+def speechbrain_recipe_rows():
+    """The rows of tests/recipes/OpenSLR54.csv: this recipe in the format of
+    SpeechBrain's own recipe tests (its repository's tests/recipes/*.csv)."""
+    with open(os.path.join(ROOT, "tests", "recipes", "OpenSLR54.csv"), encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_hparams_file_has_a_speechbrain_recipe_row():
+    listed = {row["Hparam_file"] for row in speechbrain_recipe_rows()}
+    assert listed == {os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "hparams", "*.yaml"))}
+
+
+@pytest.mark.parametrize("row", speechbrain_recipe_rows(), ids=lambda row: os.path.basename(row["Hparam_file"]))
+def test_speechbrain_recipe_row_runs(row, tmp_path):
+    """What SpeechBrain's harness (tests/utils/recipe_tests.py) does with a
+    row: the files it names exist, the command it builds from the row runs
+    with ``--debug --debug_persistently`` on the CPU, and the files of
+    ``test_debug_checks`` are in the output folder."""
+    for column in ("Script_file", "Hparam_file", "Data_prep_file", "Readme_file"):
+        assert os.path.isfile(os.path.join(ROOT, row[column])), (column, row[column])
+    output = tmp_path / "out"
+    flags = row["test_debug_flags"].replace("tests/tmp/OpenSLR54_sample_corpus", str(tmp_path / "corpus"))
+    command = [sys.executable, row["Script_file"], row["Hparam_file"], *flags.split(), "--device=cpu",
+               f"--output_folder={output}", "--debug", "--debug_persistently"]
+    proc = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    files = re.search(r"file_exists=\[(.*)\]", row["test_debug_checks"]).group(1).split(",")
+    assert [name for name in files if not os.path.exists(output / name)] == []

@@ -5,8 +5,6 @@ alternative."""
 import json
 import os
 import random
-import shutil
-import sys
 import zipfile
 
 import pytest
@@ -25,10 +23,7 @@ from speechbrain_w2vbert.tokenizer import (
     read_csv_texts,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "recipes", "OpenSLR54"))
-
-from openslr54_prepare import SAMPLE_DATA_DIR, prepare_openslr54  # noqa: E402
+from openslr54_prepare import SAMPLE_DATA_DIR
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +36,9 @@ def texts():
 
 
 @pytest.fixture(scope="module")
-def train_csv(tmp_path_factory):
+def train_csv(sample_corpus):
     """train.csv of the sample corpus prepared with the default options."""
-    tmp = tmp_path_factory.mktemp("tok")
-    data = shutil.copytree(SAMPLE_DATA_DIR, tmp / "data")
-    prepare_openslr54(str(data), str(tmp / "prep"))
-    return str(tmp / "prep" / "train.csv")
+    return os.path.join(sample_corpus.save_folder, "train.csv")
 
 
 def hf_tokenizer(folder):

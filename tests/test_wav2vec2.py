@@ -6,7 +6,7 @@ import torch
 from transformers import AutoModel, Wav2Vec2FeatureExtractor
 
 from speechbrain_w2vbert.wav2vec2 import TINY_CONFIG_DIRS, Wav2Vec2Encoder
-from tests.conftest import pad_batch
+from tests.helpers import pad_batch
 
 LAYER, GROUP, HUBERT = "wav2vec2_tiny_layer", "wav2vec2_tiny_group", "hubert_tiny"
 

@@ -12,7 +12,7 @@ characters with ``split_tokens``) as ``train.py``, and ``wer_test.txt`` has
 the same layout::
 
     python recipes/OpenSLR54/eval_mms_zero_shot.py \\
-        --test_csv=results/xls_r_ctc/1986/test.csv \\
+        --test_csv=results/w2vbert_ctc/1986/test.csv \\
         --output_folder=results/mms_1b_all_zero_shot --device=cuda
 
 ``--model`` may be a hub id or a local folder (read offline). The summary is
@@ -55,7 +55,7 @@ def load_model(model: str, target_lang: str, device: str):
     """
     from transformers import AutoProcessor, Wav2Vec2ForCTC
 
-    from speechbrain_w2vbert.lobe import hub_load_kwargs
+    from speechbrain_w2vbert.encoder import hub_load_kwargs
 
     kwargs = hub_load_kwargs(model)
     processor = AutoProcessor.from_pretrained(model, **kwargs)

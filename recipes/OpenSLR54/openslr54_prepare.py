@@ -7,7 +7,8 @@ speaker id, transcript) and ``asr_nepali/data/<id[:2]>/<id>.flac``.
 :func:`prepare_openslr54` turns any of the zips (all or a subset), or an
 already extracted ``asr_nepali/`` tree, into SpeechBrain CSVs
 ``train.csv``/``dev.csv``/``test.csv`` (columns ``ID,duration,wav,spk_id,wrd``)
-and a ``prep_report.json``.
+and a ``prep_report.json``. Downloading and extracting the shards is done by
+``openslr54_download.py``; this module reads, filters and splits the corpus.
 
 Pipeline and drop reasons (each utterance is counted once, under the first
 reason that applies, in this order):
@@ -27,8 +28,9 @@ reason that applies, in this order):
    not mono is kept and flagged in the report.
 5. ``too_short`` / ``too_long``: duration filters.
 6. ``ctc_infeasible``: fewer encoder frames than CTC needs (label length plus
-   one blank between each pair of equal adjacent labels). SpeechBrain's CTC
-   loss would otherwise zero such an utterance silently.
+   one blank between each pair of equal adjacent labels, the rule of
+   :func:`speechbrain_w2vbert.ctc.ctc_min_frames`). SpeechBrain's CTC loss
+   would otherwise zero such an utterance silently.
 
 Authors
  * speechbrain-w2vbert contributors
@@ -36,24 +38,20 @@ Authors
 
 import csv
 import hashlib
-import http.client
 import json
 import logging
 import math
 import os
 import random
 import time
-import urllib.error
-import urllib.request
-import zipfile
 import zlib
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
+import numpy as np
 import soundfile as sf
-from tqdm import tqdm
 
 from speechbrain_w2vbert.text import (
     char_inventory,
@@ -62,22 +60,20 @@ from speechbrain_w2vbert.text import (
     out_of_inventory,
 )
 
+from openslr54_download import (  # the recipe folder is on sys.path
+    ALL_SHARDS,
+    CORPUS_DIR,
+    TSV_NAME,
+    download_openslr54,
+    extract_shard,
+    file_stamp,
+    find_zips,
+)
+
 logger = logging.getLogger(__name__)
 
-#: openslr.org's folder for resource 54.
-OPENSLR54_URL = "https://www.openslr.org/resources/54/"
-#: Known mirrors of the same folder, usable as ``mirror=``.
-OPENSLR54_MIRRORS = {
-    "us": "https://us.openslr.org/resources/54/",
-    "eu": "https://openslr.elda.org/resources/54/",
-    "cn": "https://openslr.magicdatatech.com/resources/54/",
-}
-#: The 16 shard names' suffixes.
-ALL_SHARDS = "0123456789abcdef"
 #: Folder of the bundled synthetic sample corpus (three shards).
 SAMPLE_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sample_data")
-CORPUS_DIR = "asr_nepali"
-TSV_NAME = "utt_spk_text.tsv"
 REPORT_NAME = "prep_report.json"
 SPLITS = ("train", "dev", "test")
 CSV_FIELDS = ("ID", "duration", "wav", "spk_id", "wrd")
@@ -90,288 +86,57 @@ _MAX_EXAMPLES = 20
 _PARALLEL_MIN_FILES = 256
 _UNKNOWN_LENGTH = 2**62  # libsndfile reports SF_COUNT_MAX frames for "unknown"
 _FORMAT_VERSION = 1
+_CTC_BATCH = 1024  # texts per ctc_min_frames call (a [batch, longest text] int64 tensor)
 
 
 # --------------------------------------------------------------------------
-# Download
+# Records
 # --------------------------------------------------------------------------
-def shard_name(shard: str) -> str:
-    """Return the zip name of ``shard`` (one hex character).
+class Transcript(NamedTuple):
+    """One TSV entry: speaker id and raw transcript."""
 
-    Example
-    -------
-    >>> shard_name("a")
-    'asr_nepali_a.zip'
-    """
-    return f"{CORPUS_DIR}_{shard}.zip"
+    speaker: str
+    text: str
 
 
-def remote_size(url: str, timeout: float = 60.0) -> Optional[int]:
-    """Return the ``Content-Length`` of ``url`` from a HEAD request.
+class AudioFile(NamedTuple):
+    """One FLAC found on disk."""
 
-    Arguments
-    ---------
-    url : str
-        Address of the file.
-    timeout : float
-        Socket timeout in seconds.
-
-    Returns
-    -------
-    int or None
-        Size in bytes, or None when the server does not tell.
-    """
-    request = urllib.request.Request(url, method="HEAD")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        length = response.headers.get("Content-Length")
-    return int(length) if length is not None else None
+    path: str
+    size: int
+    mtime_ns: int
 
 
-def download_file(
-    url: str, dest: str, timeout: float = 60.0, retries: int = 3
-) -> str:
-    """Download ``url`` to ``dest``, resuming a partial ``dest + ".part"``.
+class AudioInfo(NamedTuple):
+    """What :func:`audio_info` found: ``reason`` is None for a usable file."""
 
-    A present ``dest`` whose size equals the server's ``Content-Length`` is
-    kept (a HEAD request checks it; if the server cannot be reached the local
-    file is trusted with a warning). Otherwise the data go to ``dest.part``,
-    asking for the missing bytes with a ``Range`` header (a server that
-    ignores it restarts the file from zero), with a tqdm progress bar; the
-    final size is checked against the announced size before ``dest.part``
-    is renamed to ``dest``. Network errors are retried, resuming each time.
-
-    Arguments
-    ---------
-    url : str
-        Address of the file.
-    dest : str
-        Local path of the complete file.
-    timeout : float
-        Socket timeout in seconds.
-    retries : int
-        Further attempts after a network error or a size mismatch.
-
-    Returns
-    -------
-    str
-        ``dest``.
-    """
-    part = dest + ".part"
-    if os.path.isfile(dest):
-        try:
-            expected = remote_size(url, timeout)
-        except (urllib.error.URLError, OSError) as err:
-            logger.warning("cannot check %s (%s); keeping the local file", url, err)
-            return dest
-        local = os.path.getsize(dest)
-        if expected is None or expected == local:
-            return dest
-        logger.warning("%s: %d bytes, server has %d; fetching again", dest, local, expected)
-        if local < expected:
-            os.replace(dest, part)
-        else:
-            os.remove(dest)
-    for attempt in range(retries + 1):
-        try:
-            _fetch(url, part, timeout)
-            os.replace(part, dest)
-            return dest
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-            if isinstance(err, urllib.error.HTTPError) and err.code == 404:
-                raise
-            if attempt == retries:
-                raise
-            logger.warning("download of %s failed (%s); retrying", url, err)
-            time.sleep(min(2.0**attempt, 10.0))
-    return dest  # pragma: no cover (the loop returns or raises)
+    reason: Optional[str]
+    sample_rate: int
+    channels: int
+    frames: int
 
 
-def _fetch(url: str, part: str, timeout: float) -> None:
-    """Append the missing bytes of ``url`` to ``part``; check the size."""
-    offset = os.path.getsize(part) if os.path.isfile(part) else 0
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
-    try:
-        response = urllib.request.urlopen(
-            urllib.request.Request(url, headers=headers), timeout=timeout
-        )
-    except urllib.error.HTTPError as err:
-        if err.code != 416:
-            raise
-        # Range not satisfiable: the part is complete (or longer than the file)
-        if remote_size(url, timeout) == offset:
-            return
-        os.remove(part)
-        raise IOError(f"{part} is larger than {url}; removed it") from err
-    with response:
-        length = response.headers.get("Content-Length")
-        if offset and response.status == 206:
-            content_range = response.headers.get("Content-Range", "")
-            total = int(content_range.rsplit("/", 1)[1]) if "/" in content_range else None
-            if total is None and length:
-                total = offset + int(length)
-            mode = "ab"
-        else:  # a full answer: the server ignored the Range header
-            total, offset, mode = (int(length) if length else None), 0, "wb"
-        name = os.path.basename(part[: -len(".part")])
-        with open(part, mode) as out, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True,
-            unit_divisor=1024, desc=name, disable=None,
-        ) as bar:
-            while True:
-                chunk = response.read(1 << 20)
-                if not chunk:
-                    break
-                out.write(chunk)
-                bar.update(len(chunk))
-    size = os.path.getsize(part)
-    if total is not None and size != total:
-        raise IOError(f"{part}: got {size} bytes of {total}")
+class Candidate(NamedTuple):
+    """An utterance with audio and a kept normalised text."""
+
+    uid: str
+    speaker: str
+    text: str
 
 
-def download_openslr54(
-    data_folder: str,
-    shards: Iterable[str] = ALL_SHARDS,
-    mirror: Optional[str] = None,
-    timeout: float = 60.0,
-) -> List[str]:
-    """Download ``utt_spk_text.tsv`` and the shards into ``data_folder``.
+class Utterance(NamedTuple):
+    """An utterance that passed every filter (one CSV row)."""
 
-    Arguments
-    ---------
-    data_folder : str
-        Destination folder (created if needed).
-    shards : iterable of str
-        Shard suffixes to fetch, e.g. ``"01"`` or ``["0", "1"]``.
-    mirror : str, optional
-        Base URL to use instead of :data:`OPENSLR54_URL` (e.g. a local
-        server), or a key of :data:`OPENSLR54_MIRRORS` (``"us"``, ``"eu"``,
-        ``"cn"``).
-    timeout : float
-        Socket timeout in seconds.
-
-    Returns
-    -------
-    list of str
-        Paths of the downloaded (or already present) files.
-    """
-    base = OPENSLR54_MIRRORS.get(mirror or "", mirror or OPENSLR54_URL).rstrip("/") + "/"
-    os.makedirs(data_folder, exist_ok=True)
-    names = [TSV_NAME] + [shard_name(s) for s in shards]
-    return [download_file(base + n, os.path.join(data_folder, n), timeout) for n in names]
+    uid: str
+    speaker: str
+    text: str
+    duration: float
+    path: str
 
 
 # --------------------------------------------------------------------------
-# Extraction and discovery
+# Corpus discovery and reading
 # --------------------------------------------------------------------------
-def find_zips(data_folder: str) -> List[str]:
-    """Return the sorted paths of the ``asr_nepali_<c>.zip`` in ``data_folder``.
-
-    Example
-    -------
-    >>> find_zips(SAMPLE_DATA_DIR)[0].endswith("asr_nepali_0.zip")
-    True
-    """
-    if not os.path.isdir(data_folder):
-        return []
-    names = {shard_name(s) for s in ALL_SHARDS}
-    return sorted(os.path.join(data_folder, n) for n in os.listdir(data_folder) if n in names)
-
-
-def _file_stamp(path: str) -> List:
-    """``[basename, size, mtime_ns]`` of ``path``."""
-    st = os.stat(path)
-    return [os.path.basename(path), st.st_size, st.st_mtime_ns]
-
-
-def extract_shard(zip_path: str, dest: str) -> Dict[str, int]:
-    """Extract the FLACs and TSV of one shard under ``dest`` once.
-
-    Members outside ``asr_nepali/`` or with unsafe names are ignored; a
-    member that cannot be read (bad CRC, truncated archive) is skipped and
-    counted; every file is written atomically. The TSV goes to
-    ``asr_nepali/utt_spk_text.tsv`` unless a different one is already there,
-    in which case it is kept beside it as ``utt_spk_text.<shard>.tsv``.
-    Files already there with the right size are kept (writes are atomic, so
-    they are complete: an interrupted extraction resumes quickly). A marker ``asr_nepali/.extracted_<zip name>`` (zip size and mtime) makes
-    the next call a no-op.
-
-    Arguments
-    ---------
-    zip_path : str
-        Path of ``asr_nepali_<c>.zip``.
-    dest : str
-        Folder that receives ``asr_nepali/``.
-
-    Returns
-    -------
-    dict
-        ``{"files": extracted, "bad_members": unreadable, "bad_zip": 0 or 1}``.
-    """
-    root = os.path.join(dest, CORPUS_DIR)
-    name = os.path.basename(zip_path)
-    marker = os.path.join(root, f".extracted_{name}")
-    stamp = json.dumps(_file_stamp(zip_path))
-    stats = {"files": 0, "bad_members": 0, "bad_zip": 0}
-    if os.path.isfile(marker):
-        with open(marker, encoding="utf-8") as f:
-            if f.read() == stamp:
-                return stats
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as err:
-        logger.error("%s is not a readable zip (%s); skipped", zip_path, err)
-        stats["bad_zip"] = 1
-        return stats
-    shard = name[len(CORPUS_DIR) + 1 : -len(".zip")]
-    with archive:
-        for info in archive.infolist():
-            target = _member_target(info, root, shard)
-            if target is None or (
-                os.path.isfile(target) and os.path.getsize(target) == info.file_size
-            ):  # ignored, or complete from an interrupted earlier extraction
-                continue
-            try:
-                data = archive.read(info)
-            except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as err:
-                logger.warning("%s: cannot read %s (%s)", name, info.filename, err)
-                stats["bad_members"] += 1
-                continue
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            _write_bytes_atomic(target, data)
-            stats["files"] += 1
-    _write_bytes_atomic(marker, stamp.encode("utf-8"))
-    return stats
-
-
-def _member_target(info: zipfile.ZipInfo, root: str, shard: str) -> Optional[str]:
-    """Where a zip member goes, or None for members to ignore."""
-    parts = info.filename.split("/")
-    if info.is_dir() or parts[0] != CORPUS_DIR or any(p in ("", ".", "..") for p in parts):
-        return None
-    if len(parts) == 4 and parts[1] == "data" and parts[3].endswith(".flac"):
-        return os.path.join(root, *parts[1:])
-    if parts[1:] == [TSV_NAME]:
-        main = os.path.join(root, TSV_NAME)
-        if os.path.isfile(main) and _crc32_file(main) != info.CRC:
-            return os.path.join(root, f"utt_spk_text.{shard}.tsv")
-        return main
-    return None
-
-
-def _crc32_file(path: str) -> int:
-    """CRC-32 of a file's content (as stored in zip headers)."""
-    with open(path, "rb") as f:
-        return zlib.crc32(f.read())
-
-
-def _write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through ``path.tmp`` and ``os.replace``."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def find_corpus_root(data_folder: str, extract_folder: str) -> Optional[str]:
     """Return the ``asr_nepali`` folder to read, or None if there is none."""
     for candidate in (
@@ -401,7 +166,7 @@ def transcript_files(root: Optional[str], data_folder: str) -> List[str]:
     return found
 
 
-def read_transcripts(paths: Sequence[str]) -> Tuple[Dict[str, Tuple[str, str]], List[str], int]:
+def read_transcripts(paths: Sequence[str]) -> Tuple[Dict[str, Transcript], List[str], int]:
     """Merge OpenSLR 54 TSVs.
 
     Files with identical content are read once. A line identical to one of
@@ -418,7 +183,7 @@ def read_transcripts(paths: Sequence[str]) -> Tuple[Dict[str, Tuple[str, str]], 
     Returns
     -------
     entries : dict
-        Utterance id to ``(speaker, raw transcript)``, in file order.
+        Utterance id to :class:`Transcript` (speaker, raw text), in file order.
     duplicates : list of str
         Ids of the dropped duplicate lines.
     malformed : int
@@ -429,10 +194,13 @@ def read_transcripts(paths: Sequence[str]) -> Tuple[Dict[str, Tuple[str, str]], 
     >>> import tempfile
     >>> tsv = os.path.join(tempfile.mkdtemp(), "utt_spk_text.tsv")
     >>> _ = open(tsv, "w").write("a1\\ts1\\tक ख\\na1\\ts2\\tग\\nb2\\ts1\\n")
-    >>> read_transcripts([tsv, tsv])
-    ({'a1': ('s1', 'क ख'), 'b2': ('s1', '')}, ['a1'], 0)
+    >>> entries, duplicates, malformed = read_transcripts([tsv, tsv])
+    >>> entries
+    {'a1': Transcript(speaker='s1', text='क ख'), 'b2': Transcript(speaker='s1', text='')}
+    >>> duplicates, malformed
+    (['a1'], 0)
     """
-    entries: Dict[str, Tuple[str, str]] = {}
+    entries: Dict[str, Transcript] = {}
     duplicates: List[str] = []
     malformed = 0
     earlier: set = set()
@@ -454,22 +222,24 @@ def read_transcripts(paths: Sequence[str]) -> Tuple[Dict[str, Tuple[str, str]], 
                 malformed += 1
                 continue
             uid, spk = fields[0].strip(), fields[1].strip()
-            row = (uid, spk, fields[2] if len(fields) == 3 else "")
+            entry = Transcript(spk, fields[2] if len(fields) == 3 else "")
+            row = (uid, entry)
             if row in earlier:
                 continue
             current.add(row)
             if uid in entries:
                 duplicates.append(uid)
             else:
-                entries[uid] = row[1:]
+                entries[uid] = entry
         earlier |= current
     return entries, duplicates, malformed
 
 
-def scan_audio(root: Optional[str]) -> Dict[str, Tuple[str, int, int]]:
-    """Map utterance id to ``(path, size, mtime_ns)`` for every FLAC under
-    ``root/data/*/`` (one ``scandir`` per folder, no per-file ``exists``)."""
-    found: Dict[str, Tuple[str, int, int]] = {}
+def scan_audio(root: Optional[str]) -> Dict[str, AudioFile]:
+    """Map utterance id to :class:`AudioFile` (path, size, mtime_ns) for every
+    FLAC under ``root/data/*/`` (one ``scandir`` per folder, no per-file
+    ``exists``)."""
+    found: Dict[str, AudioFile] = {}
     data = os.path.join(root, "data") if root else ""
     if not root or not os.path.isdir(data):
         return found
@@ -480,14 +250,14 @@ def scan_audio(root: Optional[str]) -> Dict[str, Tuple[str, int, int]]:
             for entry in files:
                 if entry.name.endswith(".flac") and entry.is_file():
                     st = entry.stat()
-                    found.setdefault(entry.name[:-5], (entry.path, st.st_size, st.st_mtime_ns))
+                    found.setdefault(entry.name[:-5], AudioFile(entry.path, st.st_size, st.st_mtime_ns))
     return found
 
 
 # --------------------------------------------------------------------------
 # Audio metadata
 # --------------------------------------------------------------------------
-def audio_info(path: str) -> Tuple[Optional[str], int, int, int]:
+def audio_info(path: str) -> AudioInfo:
     """Read the metadata of one audio file and check that it is complete.
 
     The header gives rate, channels and length (a FLAC header that leaves
@@ -503,7 +273,7 @@ def audio_info(path: str) -> Tuple[Optional[str], int, int, int]:
 
     Returns
     -------
-    tuple
+    AudioInfo
         ``(reason, sample_rate, channels, frames)``; ``reason`` is None for a
         usable file, else ``"empty_file"``, ``"unreadable"``,
         ``"zero_length"`` or ``"corrupt"``.
@@ -514,33 +284,33 @@ def audio_info(path: str) -> Tuple[Optional[str], int, int, int]:
     >>> path = os.path.join(tempfile.mkdtemp(), "x.flac")
     >>> sf.write(path, numpy.zeros(8000, dtype="int16"), 16000)
     >>> audio_info(path)
-    (None, 16000, 1, 8000)
+    AudioInfo(reason=None, sample_rate=16000, channels=1, frames=8000)
     >>> _ = open(path, "r+b").truncate(os.path.getsize(path) - 3)
-    >>> audio_info(path)[0]
+    >>> audio_info(path).reason
     'corrupt'
     """
     try:
         if os.path.getsize(path) == 0:
-            return "empty_file", 0, 0, 0
+            return AudioInfo("empty_file", 0, 0, 0)
         with sf.SoundFile(path) as audio:
             rate, channels, frames = audio.samplerate, audio.channels, audio.frames
             if frames >= _UNKNOWN_LENGTH:  # libsndfile cannot read such a stream
-                return "unreadable", rate, channels, 0
+                return AudioInfo("unreadable", rate, channels, 0)
             if frames <= 0:
-                return "zero_length", rate, channels, 0
+                return AudioInfo("zero_length", rate, channels, 0)
             try:
                 audio.seek(frames - 1)
                 ok = len(audio.read(1, dtype="int16")) == 1
             except (sf.LibsndfileError, RuntimeError):
                 ok = False
-            return (None if ok else "corrupt"), rate, channels, frames
+            return AudioInfo(None if ok else "corrupt", rate, channels, frames)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError):
-        return "unreadable", 0, 0, 0
+        return AudioInfo("unreadable", 0, 0, 0)
 
 
 def read_audio_info(
     paths: Sequence[str], num_workers: Optional[int] = None, executor: str = "process"
-) -> List[Tuple[Optional[str], int, int, int]]:
+) -> List[AudioInfo]:
     """Apply :func:`audio_info` to ``paths`` in parallel, keeping the order.
 
     Arguments
@@ -557,7 +327,7 @@ def read_audio_info(
 
     Returns
     -------
-    list of tuple
+    list of AudioInfo
         One :func:`audio_info` result per path.
     """
     workers = num_workers or os.cpu_count() or 1
@@ -591,16 +361,51 @@ def ctc_frames(duration: float, frames_per_second: float) -> int:
     return max(0, math.floor(duration * frames_per_second) - 1)
 
 
-def ctc_min_frames(labels: Sequence) -> int:
-    """Frames CTC needs for ``labels``: their number plus one blank between
-    each pair of equal neighbours (characters: a space is the ``|`` label).
+def texts_ctc_min_frames(texts: Sequence[str], batch_size: int = _CTC_BATCH) -> List[int]:
+    """Frames CTC needs for each text, one label per character (a space is
+    the ``|`` label), by :func:`speechbrain_w2vbert.ctc.ctc_min_frames`:
+    the number of labels plus one blank between each pair of equal
+    neighbours.
+
+    The characters' code points stand for the label ids (equal characters,
+    equal ids: all the rule looks at); the texts go to the package's function
+    ``batch_size`` at a time, as padded tensors.
+
+    Arguments
+    ---------
+    texts : sequence of str
+        Normalised transcripts.
+    batch_size : int
+        Texts per call.
+
+    Returns
+    -------
+    list of int
+        One frame count per text.
 
     Example
     -------
-    >>> ctc_min_frames("कक ख"), ctc_min_frames("")
-    (5, 0)
+    >>> texts_ctc_min_frames(["कक ख", ""])
+    [5, 0]
     """
-    return len(labels) + sum(a == b for a, b in zip(labels, labels[1:]))
+    # Imported here: torch takes seconds to load, and neither the metadata
+    # workers nor a run with frames_per_second=None need it.
+    import torch
+
+    from speechbrain_w2vbert.ctc import ctc_min_frames
+
+    needs: List[int] = []
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start : start + batch_size]
+        lens = np.fromiter(map(len, batch), dtype=np.int64, count=len(batch))
+        # one UTF-32 code unit per character, so code points line up with len()
+        codes = np.frombuffer("".join(batch).encode("utf-32-le"), dtype="<u4")
+        rows = np.repeat(np.arange(len(batch)), lens)
+        cols = np.arange(len(codes)) - np.repeat(np.cumsum(lens) - lens, lens)
+        labels = np.zeros((len(batch), int(lens.max())), dtype=np.int64)
+        labels[rows, cols] = codes
+        needs += ctc_min_frames(torch.from_numpy(labels), torch.from_numpy(lens)).tolist()
+    return needs
 
 
 def _unit_hash(key: str) -> float:
@@ -725,12 +530,12 @@ def _fingerprint(options: Dict, inputs: Dict) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def _listing_digest(audio: Dict[str, Tuple[str, int, int]]) -> str:
+def _listing_digest(audio: Dict[str, AudioFile]) -> str:
     """sha256 over the sorted ``(id, size, mtime_ns)`` of the audio files."""
     digest = hashlib.sha256()
     for uid in sorted(audio):
-        _, size, mtime = audio[uid]
-        digest.update(f"{uid}\t{size}\t{mtime}\n".encode("utf-8"))
+        found = audio[uid]
+        digest.update(f"{uid}\t{found.size}\t{found.mtime_ns}\n".encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -819,10 +624,12 @@ def prepare_openslr54(
         Output folder for the CSVs and the report.
     download : bool
         Fetch ``utt_spk_text.tsv`` and ``shards`` into ``data_folder`` first
-        (resuming partial files, checking sizes; see :func:`download_file`).
+        (resuming partial files, checking sizes; see
+        :func:`openslr54_download.download_file`).
     mirror : str, optional
-        Base URL replacing :data:`OPENSLR54_URL`, or a key of
-        :data:`OPENSLR54_MIRRORS` (``"us"``, ``"eu"``, ``"cn"``).
+        Base URL replacing :data:`openslr54_download.OPENSLR54_URL`, or a key
+        of :data:`openslr54_download.OPENSLR54_MIRRORS` (``"us"``, ``"eu"``,
+        ``"cn"``).
     shards : iterable of str
         Shards to download (default: all 16). Reading always uses every
         shard present.
@@ -911,8 +718,8 @@ def prepare_openslr54(
         "root": os.path.abspath(root) if root else None,
     }
     inputs = {
-        "zips": [_file_stamp(z) for z in zips],
-        "tsv": [[os.path.abspath(t)] + _file_stamp(t)[1:] for t in tsvs],
+        "zips": [file_stamp(z) for z in zips],
+        "tsv": [[os.path.abspath(t), s.size, s.mtime_ns] for t, s in zip(tsvs, map(file_stamp, tsvs))],
         "audio": [len(audio), _listing_digest(audio)],
     }
     fingerprint = _fingerprint(options, inputs)
@@ -929,22 +736,22 @@ def prepare_openslr54(
     candidates = _filter_text(
         entries, audio, drops, keep_latin, ascii_digits_to_devanagari, drop_empty_text
     )
-    infos = read_audio_info([audio[c[0]][0] for c in candidates], num_workers)
+    infos = read_audio_info([audio[c.uid].path for c in candidates], num_workers)
     kept, flagged = _filter_audio(
         candidates, infos, audio, drops, min_duration, max_duration, frames_per_second
     )
 
     assignment, dev_is_test = _assign_splits(kept, entries, split, split_ratio, seed)
     rows: Dict[str, List[Dict]] = {s: [] for s in SPLITS}
-    for uid, spk, text, duration, path in sorted(kept):
-        rows[assignment[uid]].append(
-            {"ID": uid, "duration": f"{duration:.3f}", "wav": os.path.abspath(path),
-             "spk_id": spk, "wrd": text}
+    for utt in sorted(kept, key=lambda u: u.uid):
+        rows[assignment[utt.uid]].append(
+            {"ID": utt.uid, "duration": f"{utt.duration:.3f}", "wav": os.path.abspath(utt.path),
+             "spk_id": utt.speaker, "wrd": utt.text}
         )
     if dev_is_test:
         rows["dev"] = rows["test"]
 
-    kept_texts = [k[2] for k in kept]
+    kept_texts = [u.text for u in kept]
     oov = Counter("".join(out_of_inventory(t, keep_latin) for t in kept_texts))
     report = {
         "fingerprint": fingerprint,
@@ -955,7 +762,7 @@ def prepare_openslr54(
         "tsv": {"files": len(tsvs), "utterances": len(entries),
                 "duplicate_lines": len(duplicates), "malformed_lines": malformed},
         "audio_files": len(audio),
-        "kept": {"utterances": len(kept), "hours": round(sum(k[3] for k in kept) / 3600, 4)},
+        "kept": {"utterances": len(kept), "hours": round(sum(u.duration for u in kept) / 3600, 4)},
         "splits": {s: _split_stats(rows[s]) for s in SPLITS},
         "split": {"method": split, "ratio": list(split_ratio), "dev_is_test": dev_is_test},
         "drops": {r: len(v) for r, v in drops.items()},
@@ -971,59 +778,62 @@ def prepare_openslr54(
 
 
 def _filter_text(entries, audio, drops, keep_latin, ascii_digits_to_devanagari,
-                 drop_empty_text) -> List[Tuple[str, str, str]]:
+                 drop_empty_text) -> List[Candidate]:
     """Drop absent audio, Latin and empty lines (appending their ids to
-    ``drops``); return ``(id, speaker, normalised text)`` of the others."""
+    ``drops``); return the others as :class:`Candidate` (normalised text)."""
     candidates = []
-    for uid, (spk, raw) in entries.items():
+    for uid, entry in entries.items():
         if uid not in audio:
             drops["audio_absent"].append(uid)
-        elif not keep_latin and has_latin(raw):
+        elif not keep_latin and has_latin(entry.text):
             drops["latin_text"].append(uid)
         else:
-            text = normalize_nepali(raw, ascii_digits_to_devanagari)
+            text = normalize_nepali(entry.text, ascii_digits_to_devanagari)
             if drop_empty_text and not text:
                 drops["empty_text"].append(uid)
             else:
-                candidates.append((uid, spk, text))
+                candidates.append(Candidate(uid, entry.speaker, text))
     return candidates
 
 
 def _filter_audio(candidates, infos, audio, drops, min_duration, max_duration,
-                  frames_per_second) -> Tuple[List[Tuple], Dict[str, List[str]]]:
+                  frames_per_second) -> Tuple[List[Utterance], Dict[str, List[str]]]:
     """Drop bad audio, out-of-range durations and CTC-infeasible utterances
     (appending their ids to ``drops``); flag non-16 kHz and multi-channel
-    audio. Returns ``(id, speaker, text, duration, path)`` of the kept
-    utterances and the flagged ids."""
+    audio. Returns the kept :class:`Utterance` list and the flagged ids."""
     kept = []
     flagged: Dict[str, List[str]] = {"sample_rate": [], "multichannel": []}
-    for (uid, spk, text), (reason, rate, channels, frames) in zip(candidates, infos):
-        duration = frames / rate if reason is None else 0.0
+    if frames_per_second is None:  # no CTC filter: no label count needed
+        ctc_needs = [0] * len(candidates)
+    else:
+        ctc_needs = texts_ctc_min_frames([c.text for c in candidates])
+    for cand, info, ctc_need in zip(candidates, infos, ctc_needs):
+        reason = info.reason
+        duration = info.frames / info.sample_rate if reason is None else 0.0
         if reason is None:
-            reason = _length_reason(duration, text, min_duration, max_duration,
+            reason = _length_reason(duration, ctc_need, min_duration, max_duration,
                                     frames_per_second)
         if reason is not None:
-            drops[reason].append(uid)
+            drops[reason].append(cand.uid)
             continue
-        if rate != 16000:
-            flagged["sample_rate"].append(uid)
-        if channels != 1:
-            flagged["multichannel"].append(uid)
-        kept.append((uid, spk, text, duration, audio[uid][0]))
+        if info.sample_rate != 16000:
+            flagged["sample_rate"].append(cand.uid)
+        if info.channels != 1:
+            flagged["multichannel"].append(cand.uid)
+        kept.append(Utterance(cand.uid, cand.speaker, cand.text, duration, audio[cand.uid].path))
     return kept, flagged
 
 
-def _length_reason(duration: float, text: str, min_duration: Optional[float],
+def _length_reason(duration: float, ctc_need: int, min_duration: Optional[float],
                    max_duration: Optional[float],
                    frames_per_second: Optional[float]) -> Optional[str]:
-    """``"too_short"``, ``"too_long"``, ``"ctc_infeasible"`` or None."""
+    """``"too_short"``, ``"too_long"``, ``"ctc_infeasible"`` or None
+    (``ctc_need``: the text's :func:`texts_ctc_min_frames`)."""
     if min_duration is not None and duration < min_duration:
         return "too_short"
     if max_duration is not None and duration > max_duration:
         return "too_long"
-    if frames_per_second is not None and (
-        ctc_frames(duration, frames_per_second) < ctc_min_frames(text)
-    ):
+    if frames_per_second is not None and ctc_frames(duration, frames_per_second) < ctc_need:
         return "ctc_infeasible"
     return None
 
@@ -1034,8 +844,8 @@ def _assign_splits(kept, entries, split, split_ratio, seed) -> Tuple[Dict[str, s
     dev_is_test = _ratios(split_ratio)[1] == 0
     if split == "random":
         return random_split(entries, split_ratio, seed), dev_is_test
-    by_speaker = speaker_split({k[1] for k in kept}, split_ratio) if kept else {}
-    return {k[0]: by_speaker[k[1]] for k in kept}, dev_is_test
+    by_speaker = speaker_split({u.speaker for u in kept}, split_ratio) if kept else {}
+    return {u.uid: by_speaker[u.speaker] for u in kept}, dev_is_test
 
 
 def _split_stats(rows: List[Dict]) -> Dict:

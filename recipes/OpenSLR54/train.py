@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Recipe: fine-tune w2v-BERT 2.0 with a CTC head on OpenSLR 54 (Nepali).
 
-Waveforms are turned into SeamlessM4T filterbanks on the training device,
-encoded by w2v-BERT 2.0, passed through dropout and one linear layer (the
-layout of ``transformers.Wav2Vec2BertForCTC``) and trained with CTC over
-characters. Dev WER/CER are computed every epoch with greedy decoding; the
+Waveforms are encoded by w2v-BERT 2.0 (SeamlessM4T filterbanks computed on
+the training device) or by an encoder of the wav2vec 2.0 family, passed
+through dropout and one linear layer (the layout of
+``transformers.Wav2Vec2BertForCTC``; ``speechbrain_w2vbert.ctc.EncoderCTC``,
+the same model the exported ``EncoderASR`` folder runs) and trained with CTC
+over characters. Dev WER/CER are computed every epoch with greedy decoding; the
 test set is decoded with the best checkpoint, and the experiment ends with
 an ``EncoderASR`` inference folder and a plot of the training curves.
 
@@ -22,25 +24,23 @@ learning rate as an uninterrupted run.
 Authors: speechbrain-w2vbert contributors
 """
 
-import contextlib
 import logging
 import os
 import sys
 
 import speechbrain as sb
 import torch
-import torch.nn.functional as F
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.sampler import DynamicBatchSampler
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
-from speechbrain_w2vbert.ctc import ctc_log_probs, ctc_loss, greedy_decode, mask_padding_to_blank
-from speechbrain_w2vbert.hparams import compose_hparams
+from speechbrain_w2vbert.ctc import EncoderCTC, ctc_loss, greedy_decode
 from speechbrain_w2vbert.text import normalize_nepali
 from speechbrain_w2vbert.tokenizer import build_tokenizer
 from speechbrain_w2vbert.training import AudioReader, grads_are_finite, seed_step
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_card import write_recipe_model_card  # noqa: E402
 from openslr54_prepare import prepare_openslr54  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,16 @@ class ASR(sb.Brain):
         self.valid_loader = None
         self.train_stats = None
         self.mid_epoch_batch = None  # batch index while dev runs inside an epoch
+        self._asr_model = None
+
+    @property
+    def asr_model(self):
+        """The encoder, dropout and head as one ``EncoderCTC``, around the
+        modules as the Brain holds them (DDP-wrapped once fit starts)."""
+        if self._asr_model is None or self._asr_model.encoder is not self.modules.encoder:
+            self._asr_model = EncoderCTC(self.modules.encoder, self.modules.ctc_head, self.tokenizer.blank_index,
+                                         self.hparams.final_dropout)
+        return self._asr_model
 
     # ------------------------------------------------------------ forward
     @property
@@ -80,15 +90,13 @@ class ASR(sb.Brain):
         return self.optimizer_step < self.hparams.freeze_encoder_steps
 
     def compute_forward(self, batch, stage):
-        """Waveforms -> fp32 CTC log-probabilities [B, T, V] and their
-        relative lengths."""
+        """Waveforms -> blank-masked fp32 CTC log-probabilities [B, T, V] and
+        their relative lengths (``EncoderCTC``, as inference runs it)."""
         batch = batch.to(self.device)
         wavs, wav_lens = batch.sig
-        frozen = stage == sb.Stage.TRAIN and self.encoder_frozen
-        with torch.no_grad() if frozen else contextlib.nullcontext():
-            hidden, out_lens = self.modules.encoder(wavs, wav_lens, return_lengths=True)
-        hidden = F.dropout(hidden, self.hparams.final_dropout, training=stage == sb.Stage.TRAIN)
-        return ctc_log_probs(self.modules.ctc_head(hidden)), out_lens
+        training = stage == sb.Stage.TRAIN
+        model = self.asr_model.train(training)
+        return model(wavs, wav_lens, return_lengths=True, freeze_encoder=training and self.encoder_frozen)
 
     def compute_objectives(self, predictions, batch, stage):
         """CTC loss; infeasible and unreadable utterances are left out and
@@ -102,10 +110,7 @@ class ASR(sb.Brain):
             self._count("unreadable", [i for i, ok in zip(batch.id, readable.tolist()) if not ok])
             self._count("ctc_infeasible", [i for i, bad in zip(batch.id, infeasible.tolist()) if bad])
         else:
-            hyps = [
-                normalize_nepali(self.tokenizer.decode_ids(ids))
-                for ids in greedy_decode(mask_padding_to_blank(log_probs, out_lens))
-            ]
+            hyps = [normalize_nepali(self.tokenizer.decode_ids(ids)) for ids in greedy_decode(log_probs)]
             refs = [normalize_nepali(text) for text in batch.wrd]
             hyp_words, ref_words = [h.split() for h in hyps], [r.split() for r in refs]
             self.wer_metric.append(batch.id, hyp_words, ref_words)
@@ -274,6 +279,7 @@ def dataio_prepare(hparams, tokenizer):
     @sb.utils.data_pipeline.takes("wav", "duration")
     @sb.utils.data_pipeline.provides("sig", "readable")
     def audio_pipeline(wav, duration):
+        """The waveform, and whether the file could be read (else silence)."""
         sig, readable = reader(wav, duration)
         yield sig
         yield readable
@@ -281,6 +287,7 @@ def dataio_prepare(hparams, tokenizer):
     @sb.utils.data_pipeline.takes("wrd")
     @sb.utils.data_pipeline.provides("tokens")
     def text_pipeline(wrd):
+        """The transcript's label ids."""
         return tokenizer.encode_tensor(wrd)
 
     sb.dataio.dataset.add_dynamic_item(list(datasets.values()), audio_pipeline)
@@ -288,6 +295,7 @@ def dataio_prepare(hparams, tokenizer):
     sb.dataio.dataset.set_output_keys(list(datasets.values()), ["id", "sig", "readable", "wrd", "tokens"])
 
     def duration(item):
+        """Batching length: the duration in seconds."""
         return item["duration"]
 
     samplers = {"train": DynamicBatchSampler(datasets["train"], length_func=duration, **hparams["train_batching"])}
@@ -299,19 +307,14 @@ def dataio_prepare(hparams, tokenizer):
 def main(argv=None):
     """Runs the whole experiment (see the module docstring)."""
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
-    composed = compose_hparams(hparams_file)  # None unless the file names a base
     with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(composed or fin, overrides)
+        hparams = load_hyperpyyaml(fin, overrides)
     sb.utils.distributed.ddp_init_group(run_opts)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = hparams["tf32"]
-    if composed is not None and if_main_process():  # hyperparams.yaml then records the whole configuration
-        os.makedirs(hparams["output_folder"], exist_ok=True)
-        hparams_file = os.path.join(hparams["output_folder"], "hparams_composed.yaml")
-        with open(hparams_file, "w", encoding="utf-8") as w:
-            w.write(composed)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
     )
+    encoder = hparams["encoder"]
 
     run_on_main(
         prepare_openslr54,
@@ -325,7 +328,7 @@ def main(argv=None):
             "seed": hparams["seed"],
             "min_duration": hparams["min_duration"],
             "max_duration": hparams["max_duration"],
-            "frames_per_second": hparams["frames_per_second"],
+            "frames_per_second": encoder.frame_rate,  # the CTC-feasibility filter
             "skip_prep": hparams["skip_prep"],
         },
     )
@@ -341,18 +344,14 @@ def main(argv=None):
 
         if hparams["tokenizer_type"] != "char":
             raise ValueError("init_from_hf brings its character vocabulary: set tokenizer_type: char")
-        _, hf_head, tokenizer = from_hf_ctc(hparams["init_from_hf"], hparams["encoder"], hparams["encoder_cache"])
+        _, hf_head, tokenizer = from_hf_ctc(hparams["init_from_hf"], encoder, hparams["encoder_cache"])
         run_on_main(tokenizer.save, args=[hparams["tokenizer_folder"]])
     else:
         run_on_main(build_tokenizer, kwargs=tokenizer_kwargs)  # built once, on the main process
         tokenizer = build_tokenizer(**tokenizer_kwargs)  # then loaded everywhere
     datasets, samplers = dataio_prepare(hparams, tokenizer)
 
-    encoder = hparams["encoder"]
-    config = encoder.model.config
-    ctc_head = hparams["ctc_head"](
-        config.output_hidden_size if getattr(config, "add_adapter", False) else config.hidden_size, tokenizer.vocab_size
-    )
+    ctc_head = hparams["ctc_head"](encoder.output_size, tokenizer.vocab_size)
     if hparams["init_from_hf"]:
         ctc_head.load_state_dict(hf_head.state_dict())
     hparams["checkpointer"].add_recoverable("ctc_head", ctc_head)
@@ -377,11 +376,12 @@ def main(argv=None):
     )
 
     def finish():
-        from speechbrain_w2vbert.export import export_inference_folder, recipe_model_card, save_hf_folder
+        """Exports the inference (and Hugging Face) folders, the model card and the plot."""
+        from speechbrain_w2vbert.export import export_inference_folder, save_hf_folder
         from speechbrain_w2vbert.plot import plot_training_curves
 
         export_inference_folder(hparams["inference_folder"], encoder, ctc_head, tokenizer)
-        recipe_model_card(hparams, asr_brain.last_stats, sys.argv if argv is None else ["train.py", *argv])
+        write_recipe_model_card(hparams, encoder, asr_brain.last_stats, sys.argv if argv is None else ["train.py", *argv])
         if hparams["hf_export"] and hparams["tokenizer_type"] == "char":
             save_hf_folder(hparams["hf_folder"], encoder, ctc_head, tokenizer)
         plot_training_curves(hparams["train_log"], hparams["plot_file"], title=hparams["output_folder"])

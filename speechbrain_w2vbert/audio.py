@@ -1,0 +1,81 @@
+"""Reading audio for training, inference and the CLI: any format soundfile
+reads, at any rate and channel count, down-mixed to mono and resampled as
+``EncoderASR.load_audio`` does.
+
+Authors: speechbrain-w2vbert contributors
+"""
+
+import functools
+
+import torch
+
+__all__ = ["AudioError", "MIN_SAMPLES", "read_audio"]
+
+#: Fewest 16 kHz samples a file must have (35 ms: one w2v-BERT frame).
+MIN_SAMPLES = 560
+
+
+@functools.lru_cache(maxsize=None)
+def _normalizer(sample_rate: int):
+    """SpeechBrain's ``AudioNormalizer`` (average to mono, resample), the one
+    ``EncoderASR.load_audio`` uses; it caches its resamplers, so one per rate."""
+    from speechbrain.dataio.preprocess import AudioNormalizer
+
+    return AudioNormalizer(sample_rate=sample_rate, mix="avg-to-mono")
+
+
+class AudioError(ValueError):
+    """A file that cannot be transcribed (unreadable, empty, too short)."""
+
+
+def read_audio(path: str, sample_rate: int = 16000) -> torch.Tensor:
+    """Read any file soundfile reads, down-mixed to mono and resampled.
+
+    Training (:class:`speechbrain_w2vbert.training.AudioReader`), the CLI and
+    the tests all read audio through this one function.
+
+    Arguments
+    ---------
+    path : str
+        Audio file (WAV, FLAC, OGG, MP3... whatever libsndfile reads).
+    sample_rate : int
+        Target rate in Hz.
+
+    Returns
+    -------
+    torch.Tensor
+        1-D float32 waveform in [-1, 1].
+
+    Raises
+    ------
+    AudioError
+        The file is unreadable, empty or shorter than :data:`MIN_SAMPLES`.
+
+    Example
+    -------
+    >>> import os, tempfile, soundfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "stereo.wav")
+    >>> soundfile.write(path, torch.zeros(8000, 2).numpy(), 8000)
+    >>> read_audio(path).shape
+    torch.Size([16000])
+    >>> soundfile.write(path, torch.zeros(100, 1).numpy(), 8000)
+    >>> read_audio(path)
+    Traceback (most recent call last):
+    ...
+    speechbrain_w2vbert.audio.AudioError: too short: 0.013 s (200 samples at 16000 Hz; at least 560 needed)
+    """
+    import soundfile
+
+    try:
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)  # [T, C]
+    except Exception as error:  # libsndfile's errors are of several types
+        raise AudioError(f"unreadable: {error}") from None
+    if data.shape[0] == 0:
+        raise AudioError("empty: no audio samples")
+    wav = _normalizer(sample_rate)(torch.from_numpy(data), rate)
+    if wav.shape[0] < MIN_SAMPLES:
+        raise AudioError(
+            f"too short: {wav.shape[0] / sample_rate:.3f} s ({wav.shape[0]} samples at {sample_rate} Hz; "
+            f"at least {MIN_SAMPLES} needed)"
+        )
+    return wav

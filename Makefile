@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 LOCK := requirements/lock.txt
+# Installed with --no-deps (see NO_DEPS in speechbrain_w2vbert/environment.py).
+LOCK_NO_DEPS := requirements/lock-no-deps.txt
 # make test-latest / make lock: a separate venv with the newest versions
 # pyproject.toml allows. PAIR="torch==X torchaudio==Y" there probes a torch
 # pair that the pins do not admit yet (pip reports the conflict and goes on).
@@ -14,14 +16,15 @@ LATEST_PY := $(LATEST_VENV)/bin/python
 PAIR ?=
 CHECK_ENV = -m speechbrain_w2vbert.environment
 
-.PHONY: install test test-fast demo bench test-latest lock clean
+.PHONY: install test test-fast demo bench test-latest lock lmplz clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml $(LOCK)
+$(VENV)/.installed: pyproject.toml $(LOCK) $(LOCK_NO_DEPS)
 	$(PYTHON) speechbrain_w2vbert/environment.py --python-of $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -r $(LOCK_NO_DEPS)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) $(CHECK_ENV) --lock $(LOCK) --strict
 	touch $@
@@ -41,6 +44,19 @@ demo: install
 bench: install
 	$(PY) bench/frontend.py
 
+# KenLM's lmplz and build_binary into .lmplz/bin, from the kenlm sdist (needs
+# cmake, g++ and Boost; README: Language model). The recipe uses lmplz when it
+# is on PATH: export PATH="$$PWD/.lmplz/bin:$$PATH".
+lmplz: .lmplz/bin/lmplz
+
+.lmplz/bin/lmplz: $(VENV)/.installed
+	rm -rf .lmplz && mkdir -p .lmplz/bin
+	$(PY) -m pip download --quiet --no-deps --no-binary :all: kenlm==0.3.0 -d .lmplz
+	tar -xzf .lmplz/kenlm-0.3.0.tar.gz -C .lmplz
+	cmake -S .lmplz/kenlm-0.3.0 -B .lmplz/build -DCMAKE_BUILD_TYPE=Release
+	$(MAKE) -C .lmplz/build -j2 lmplz build_binary
+	cp .lmplz/build/bin/lmplz .lmplz/build/bin/build_binary .lmplz/bin/
+
 # Not part of CI: the suite in a fresh venv with the newest allowed versions,
 # then what differs from the lock. Exits with the suite's status.
 test-latest:
@@ -48,14 +64,15 @@ test-latest:
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_PY) -m pip install --quiet --upgrade pip setuptools
 	$(LATEST_PY) -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
+	$(LATEST_PY) -m pip install --quiet --upgrade --no-deps $$(grep -v '^#' $(LOCK_NO_DEPS) | cut -d= -f1)
 	$(if $(PAIR),$(LATEST_PY) -m pip install --quiet $(PAIR) || true)
 	status=0; $(LATEST_PY) $(CHECK_ENV) && $(LATEST_PY) -m pytest || status=$$?; \
 	$(LATEST_PY) $(CHECK_ENV) --lock $(LOCK) --held-back || true; exit $$status
 
 # Rewrites the lock from the newest allowed versions, only if their suite passes.
 lock: test-latest
-	$(LATEST_PY) -m pip check
+	! $(LATEST_PY) -m pip check | grep -v -e '^No broken' $(foreach d,$(shell grep -v '^#' $(LOCK_NO_DEPS) | cut -d= -f1),-e '^$(d) ')
 	$(LATEST_PY) $(CHECK_ENV) --write-lock $(LOCK)
 
 clean:
-	rm -rf $(VENV) $(LATEST_VENV) results
+	rm -rf $(VENV) $(LATEST_VENV) .lmplz results

@@ -19,6 +19,10 @@ The package keeps its import light: the modules are imported on use.
   SentencePiece).
 - :mod:`speechbrain_w2vbert.ctc`: fp32 CTC loss, greedy decoding, and
   ``EncoderCTC``, the model training and inference both run.
+- :mod:`speechbrain_w2vbert.ngram`: word n-gram LMs (ARPA by lmplz or
+  kaldingram) of the training transcripts, with their report and cache;
+  :mod:`speechbrain_w2vbert.decoding`: ``LMBeamDecoder`` (SpeechBrain's CTC
+  beam search with KenLM and hotwords) and the tuning of its weights.
 - :mod:`speechbrain_w2vbert.training`, :mod:`speechbrain_w2vbert.schedulers`:
   recipe helpers (exact resumption, counters, learning-rate schedules).
 - :mod:`speechbrain_w2vbert.export`: ``EncoderASR`` and Hugging Face folders.

@@ -4,6 +4,8 @@
 
     w2vbert-asr transcribe MODEL FILE... [--format text|json|tsv|srt] [--output PATH]
         [--batch-size 8] [--chunk-length 20] [--stride-length 4] [--timestamps word] [--device cpu]
+        [--lm | --no-lm] [--beam-size N] [--lm-weight A] [--word-bonus B]
+        [--hotwords WORD...] [--hotword-weight W]
     w2vbert-asr export-hf MODEL OUT_DIR
 
 ``MODEL`` is an ``EncoderASR`` folder written by the recipe (``inference/``)
@@ -21,6 +23,14 @@ left out); ``tsv`` ``file``, ``duration`` (s), ``text`` columns with a header;
 ``json`` a list of ``{"file", "text", "duration"[, "words"]}`` (``"error"``
 instead for failed files); ``srt`` subtitles, one cue per word (``--output``
 must be a folder when there are several files: ``<folder>/<name>.srt``).
+
+Decoding: a model folder with a word n-gram LM (``lm.ckpt``, written by the
+recipe) is decoded by beam search with it, with the beam size, LM weight and
+word bonus tuned by the recipe; ``--beam-size``, ``--lm-weight`` and
+``--word-bonus`` change them, ``--no-lm`` decodes greedily, and
+``--hotwords`` favours words or phrases (``--hotword-weight`` per word,
+natural-log units; they need the LM). ``export-hf`` writes the folder's LM
+in pyctcdecode's layout beside the model.
 
 Example
 -------
@@ -71,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds of context on each side of a chunk, dropped from its output (default: 4)")
     sub.add_argument("--timestamps", choices=("word",), help="add word start/end times (json, srt)")
     sub.add_argument("--no-progress", action="store_true", help="no progress bar for chunked files")
+    sub.add_argument("--lm", action=argparse.BooleanOptionalAction, default=None,
+                     help="beam search with the folder's word LM (default: when the folder has one)")
+    sub.add_argument("--beam-size", type=int, help="beams per frame (default: the folder's)")
+    sub.add_argument("--lm-weight", type=float, help="LM weight, alpha >= 0 (default: the folder's, tuned on dev)")
+    sub.add_argument("--word-bonus", type=float, help="score added per word, beta (default: the folder's)")
+    sub.add_argument("--hotwords", nargs="+", default=(), metavar="WORD", help="words or phrases to favour")
+    sub.add_argument("--hotword-weight", type=float, help="bonus per hotword, natural-log units (default: 10)")
 
     sub = commands.add_parser("export-hf", help="write a transformers Wav2Vec2BertForCTC folder + processor")
     model_options(sub)
@@ -143,6 +160,30 @@ def _write_srt(results: Sequence[Dict], output: Optional[str]) -> None:
         _write(format_results([result], "srt"), os.path.join(output, name))
 
 
+def folder_decoder(asr):
+    """The ``LMBeamDecoder`` of a loaded model folder, or None when it has no LM."""
+    decoder = getattr(asr.hparams, "lm_decoder", None)
+    return decoder if decoder is not None and decoder.uses_lm else None
+
+
+def _decoder(args, asr):
+    """The beam-search decoder the options ask for (None: greedy)."""
+    decoder = folder_decoder(asr)
+    wants_lm = args.lm if args.lm is not None else decoder is not None
+    if not wants_lm:
+        if args.hotwords:
+            raise SystemExit("w2vbert-asr: --hotwords need the LM (drop --no-lm)")
+        return None
+    if decoder is None:
+        raise SystemExit(f"w2vbert-asr: {args.model} has no language model (lm.ckpt): drop --lm, or train the "
+                         "recipe with lm_decoding: True")
+    try:
+        return decoder.with_options(beam_size=args.beam_size, lm_weight=args.lm_weight, word_bonus=args.word_bonus,
+                                    hotwords=args.hotwords or None, hotword_weight=args.hotword_weight)
+    except ValueError as error:
+        raise SystemExit(f"w2vbert-asr: {error}") from None
+
+
 def _run_transcribe(args, asr) -> int:
     from speechbrain_w2vbert.transcribe import Transcriber
 
@@ -150,7 +191,7 @@ def _run_transcribe(args, asr) -> int:
         raise SystemExit("w2vbert-asr: --format srt with several files needs --output FOLDER")
     try:
         transcriber = Transcriber(asr, args.chunk_length, args.stride_length, args.batch_size,
-                                  progress=False if args.no_progress else None)
+                                  progress=False if args.no_progress else None, decoder=_decoder(args, asr))
     except ValueError as error:  # chunk/stride lengths that cannot tile a file
         raise SystemExit(f"w2vbert-asr: --chunk-length/--stride-length: {error}") from None
     results = transcribe_files(transcriber, args.files, timestamps=args.timestamps == "word" or args.format == "srt")
@@ -168,7 +209,7 @@ def _run_export(args, asr) -> int:
     from speechbrain_w2vbert.export import save_hf_folder
 
     model = asr.mods.encoder
-    save_hf_folder(args.out_dir, model.encoder, model.head, asr.tokenizer)
+    save_hf_folder(args.out_dir, model.encoder, model.head, asr.tokenizer, folder_decoder(asr))
     print(args.out_dir)
     return 0
 

@@ -26,6 +26,7 @@ import argparse
 import datetime
 import importlib
 import importlib.metadata
+import os
 import platform
 import re
 import subprocess
@@ -41,6 +42,8 @@ __all__ = [
     "check_imports",
     "installed_versions",
     "read_lock",
+    "read_full_lock",
+    "no_deps_lock",
     "lock_differences",
     "write_lock",
     "held_back",
@@ -56,6 +59,7 @@ IMPORTS = (
     ("speechbrain", "speechbrain"),
     ("speechbrain.inference.ASR", "speechbrain"),
     ("transformers", "transformers"),
+    ("kenlm", "ufal.kenlm"),
     ("speechbrain_w2vbert.lobe", "speechbrain-w2vbert"),
 )
 
@@ -88,6 +92,13 @@ PRIVATE_APIS = (
 #: Distributions never written to the lock: the project itself (installed
 #: from the checkout).
 NOT_LOCKED = ("speechbrain-w2vbert",)
+
+#: Distributions installed with ``pip install --no-deps`` from their own lock
+#: file (:func:`no_deps_lock`), because their metadata asks for what the rest
+#: of the environment cannot have: pyctcdecode 0.5.0 declares ``numpy<2`` and
+#: ``hypothesis`` but imports only numpy, pygtrie and kenlm, and works with
+#: numpy 2 (``tests/test_decoding.py`` decodes with it).
+NO_DEPS = ("pyctcdecode",)
 
 
 
@@ -284,6 +295,15 @@ def read_lock(path: str) -> Dict[str, Tuple[str, str]]:
     return pins
 
 
+def read_full_lock(path: str) -> Dict[str, Tuple[str, str]]:
+    """:func:`read_lock` of a lock and of its :func:`no_deps_lock` file, when
+    there is one: the whole tested environment."""
+    pins = read_lock(path)
+    if os.path.exists(no_deps_lock(path)):
+        pins.update(read_lock(no_deps_lock(path)))
+    return pins
+
+
 def lock_python(path: str) -> Optional[str]:
     """The ``major.minor`` Python version a lock file's header names, if any.
 
@@ -376,9 +396,22 @@ def held_back() -> List[str]:
     return lines
 
 
+def no_deps_lock(path: str) -> str:
+    """The lock file of the :data:`NO_DEPS` distributions beside a lock.
+
+    Example
+    -------
+    >>> no_deps_lock("requirements/lock.txt")
+    'requirements/lock-no-deps.txt'
+    """
+    stem, ext = os.path.splitext(path)
+    return f"{stem}-no-deps{ext}"
+
+
 def write_lock(path: str, installed: Dict[str, Tuple[str, str]]) -> None:
     """Writes ``installed`` as a lock file, with a header naming the Python,
-    the platform and the date.
+    the platform and the date; the :data:`NO_DEPS` distributions go to
+    :func:`no_deps_lock` instead.
 
     Arguments
     ---------
@@ -393,9 +426,14 @@ def write_lock(path: str, installed: Dict[str, Tuple[str, str]]) -> None:
         f"# Python {python} ({platform.system()} {platform.machine()}), written {datetime.date.today()}.",
         "# `make install` installs exactly this; `make lock` rewrites it (README: Updating the lock).",
     ]
-    lines = [f"{name}=={version}" for _, (name, version) in sorted(installed.items())]
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(header + lines) + "\n")
+    no_deps_header = [
+        "# Part of the tested environment installed with `pip install --no-deps` (make install does it):",
+        "# see NO_DEPS in speechbrain_w2vbert/environment.py for why.",
+    ]
+    for target, keep, head in ((path, False, header), (no_deps_lock(path), True, no_deps_header)):
+        lines = [f"{name}=={version}" for key, (name, version) in sorted(installed.items()) if (key in NO_DEPS) == keep]
+        with open(target, "w", encoding="utf-8") as f:
+            f.write("\n".join(head + lines) + "\n")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -403,7 +441,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     0 fine, 1 the environment differs from the lock (with ``--strict``),
     2 the libraries do not import together or the Python is not the lock's."""
     parser = argparse.ArgumentParser(prog="python -m speechbrain_w2vbert.environment", description=__doc__.split("\n")[0])
-    parser.add_argument("--lock", help="compare the environment with this lock file and print the differences")
+    parser.add_argument("--lock", help="compare the environment with this lock file (and its -no-deps file, "
+                        "when there is one) and print the differences")
     parser.add_argument("--strict", action="store_true", help="with --lock: exit 1 when anything differs")
     parser.add_argument("--write-lock", metavar="PATH", help="write this environment as a lock file")
     parser.add_argument("--held-back", action="store_true",
@@ -435,7 +474,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                                        "transformers")) + f" import together, with the {len(PRIVATE_APIS)} private names this package uses")
     status = 0
     if args.lock:
-        differences = lock_differences(read_lock(args.lock), installed)
+        differences = lock_differences(read_full_lock(args.lock), installed)
         if differences:
             print(f"{prog}: {len(differences)} versions differ from {args.lock} (lock -> this environment):")
             for line in differences:

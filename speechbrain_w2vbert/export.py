@@ -11,10 +11,13 @@ w2v-BERT 2.0, ``Wav2Vec2ForCTC`` / ``HubertForCTC`` for the wav2vec 2.0 family).
     <folder>/ctc_head.ckpt      torch.nn.Linear state dict
     <folder>/tokenizer.ckpt     SentencePiece model (SentencePiece tokenizers only)
     <folder>/vocab.json         character vocabulary (character tokenizer only)
+    <folder>/lm.ckpt            word n-gram LM, ARPA (with an LM decoder only)
+    <folder>/unigrams.txt       its words (with an LM decoder only)
     <folder>/README.md          model card (the recipe writes it with :func:`write_model_card`)
 
 and ``EncoderASR.from_hparams(source=<folder>, savedir=...)`` loads it with no
-network access. :func:`to_hf_ctc` maps the encoder and head 1:1 onto
+network access; a folder with an LM decodes by beam search with it
+(``overrides={"use_lm": False}``: greedy). :func:`to_hf_ctc` maps the encoder and head 1:1 onto
 ``transformers.Wav2Vec2BertForCTC``; :func:`save_hf_folder` writes that model
 with its tokenizer and feature extractor; :func:`from_hf_ctc` imports such
 a checkpoint (ours or a community one) with its vocabulary.
@@ -24,6 +27,8 @@ Authors: speechbrain-w2vbert contributors
 
 import copy
 import os
+import shutil
+import tempfile
 import textwrap
 from typing import Optional, Union
 
@@ -41,6 +46,7 @@ __all__ = [
     "to_hf_ctc",
     "hf_processor",
     "save_hf_folder",
+    "hf_processor_with_lm",
     "hf_ctc_tokenizer",
     "from_hf_ctc",
     "write_model_card",
@@ -77,7 +83,8 @@ def encoder_config_dict(encoder: torch.nn.Module) -> dict:
 
 _HEADER = """\
 # ############################################################################
-# Inference: speech encoder (w2v-BERT 2.0 family) + linear CTC head, greedy decoding.
+# Inference: speech encoder (w2v-BERT 2.0 family) + linear CTC head, greedy
+# decoding, or beam search with a word n-gram LM where the folder has one.
 # Written by speechbrain_w2vbert.export.export_inference_folder.
 #
 #   from speechbrain.inference.ASR import EncoderASR
@@ -92,6 +99,25 @@ sample_rate: 16000  # Hz; EncoderASR resamples and down-mixes inputs to it
 blank_index: 0  # CTC blank id ([PAD])
 
 # Architecture of the encoder (its transformers config fields).
+"""
+
+_GREEDY = """
+# Padding frames come out of asr_model as blanks: every frame is decoded.
+decoding_function: !name:speechbrain_w2vbert.ctc.greedy_decode
+    blank_index: !ref <blank_index>
+"""
+
+_LM = """
+# Beam search with the word n-gram LM in lm.ckpt (ARPA; unigrams.txt holds its
+# words). Greedy decoding: EncoderASR.from_hparams(..., overrides={{"use_lm": False}}).
+use_lm: True
+lm_decoder: !new:speechbrain_w2vbert.decoding.LMBeamDecoder
+{decoder}
+decoding_function: !name:speechbrain_w2vbert.decoding.encoder_asr_decode
+    decoder: !ref <lm_decoder>
+    tokenizer: !ref <tokenizer>
+    use_lm: !ref <use_lm>
+    blank_index: !ref <blank_index>
 """
 
 _BODY = """
@@ -112,10 +138,6 @@ asr_model: !new:speechbrain_w2vbert.ctc.EncoderCTC
 audio_normalizer: !new:speechbrain.dataio.preprocess.AudioNormalizer
     sample_rate: !ref <sample_rate>
 
-# Padding frames come out of asr_model as blanks: every frame is decoded.
-decoding_function: !name:speechbrain_w2vbert.ctc.greedy_decode
-    blank_index: !ref <blank_index>
-
 modules:
     encoder: !ref <asr_model>
 
@@ -131,6 +153,7 @@ def export_inference_folder(
     encoder: torch.nn.Module,
     head: torch.nn.Linear,
     tokenizer: Tokenizer,
+    lm_decoder=None,
 ) -> str:
     """Write a self-contained ``EncoderASR`` folder (see the module doc).
 
@@ -144,6 +167,9 @@ def export_inference_folder(
         Trained CTC head.
     tokenizer : CharTokenizer or SentencePieceCTCTokenizer
         The recipe's tokenizer.
+    lm_decoder : speechbrain_w2vbert.decoding.LMBeamDecoder, optional
+        With an LM: its file, word list, beam size, weight and word bonus
+        go into the folder (None: greedy decoding).
 
     Returns
     -------
@@ -190,11 +216,32 @@ def export_inference_folder(
         )
     else:
         raise TypeError(f"cannot export a tokenizer of type {type(tokenizer).__name__}")
+    if lm_decoder is not None and lm_decoder.uses_lm:
+        _copy_lm(lm_decoder.lm_path, folder)
+        text += _LM.format(decoder=_indented_yaml({
+            "tokens": list(tokenizer.tokens), "blank_index": tokenizer.blank_index,
+            "beam_size": lm_decoder.beam_size, "lm_weight": lm_decoder.lm_weight, "word_bonus": lm_decoder.word_bonus,
+        }))
+        loadables += "        lm: !ref <lm_decoder>  # lm.ckpt\n"
+    else:
+        text += _GREEDY
     text += "\npretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n" + loadables
     path = os.path.join(folder, "hyperparams.yaml")
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return path
+
+
+def _copy_lm(lm_path: str, folder: str) -> None:
+    """The LM file as ``lm.ckpt`` (the ``Pretrainer``'s name for the
+    ``lm`` loadable) and its word list as ``unigrams.txt``."""
+    from speechbrain_w2vbert.decoding import lm_unigrams
+    from speechbrain_w2vbert.ngram import UNIGRAMS_NAME
+
+    unigrams = lm_unigrams(lm_path)
+    shutil.copyfile(lm_path, os.path.join(folder, "lm.ckpt"))
+    with open(os.path.join(folder, UNIGRAMS_NAME), "w", encoding="utf-8") as f:
+        f.write("\n".join(unigrams) + "\n")
 
 
 def to_hf_ctc(encoder: torch.nn.Module, head: torch.nn.Linear, blank_index: int = 0):
@@ -266,8 +313,10 @@ def hf_processor(encoder: torch.nn.Module, tokenizer: CharTokenizer, folder: str
                               Wav2Vec2FeatureExtractor, Wav2Vec2Processor)
 
     vocab = tokenizer.save(folder)
+    # No <s>/</s> added after the CTC labels: the vocabulary is the head's
+    # output, as pyctcdecode's alphabet must be.
     hf_tokenizer = Wav2Vec2CTCTokenizer(vocab, unk_token=UNK_TOKEN, pad_token=PAD_TOKEN,
-                                        word_delimiter_token=WORD_DELIMITER)
+                                        word_delimiter_token=WORD_DELIMITER, bos_token=None, eos_token=None)
     config = _unwrap(encoder).model.config
     if config.model_type == "wav2vec2-bert":
         return Wav2Vec2BertProcessor(feature_extractor=SeamlessM4TFeatureExtractor(), tokenizer=hf_tokenizer)
@@ -279,12 +328,17 @@ def hf_processor(encoder: torch.nn.Module, tokenizer: CharTokenizer, folder: str
     return Wav2Vec2Processor(feature_extractor=extractor, tokenizer=hf_tokenizer)
 
 
-def save_hf_folder(folder: str, encoder: torch.nn.Module, head: torch.nn.Linear, tokenizer: CharTokenizer) -> str:
+def save_hf_folder(folder: str, encoder: torch.nn.Module, head: torch.nn.Linear, tokenizer: CharTokenizer,
+                   lm_decoder=None) -> str:
     """Write a Hugging Face folder: the ``*ForCTC`` weights and config
     (:func:`to_hf_ctc`) and the processor (:func:`hf_processor`), so that
     ``AutoModelForCTC``, ``AutoProcessor`` and
     ``transformers.pipeline("automatic-speech-recognition", model=folder)``
-    load it.
+    load it. With an LM decoder the processor is
+    ``Wav2Vec2ProcessorWithLM`` and the LM is saved in pyctcdecode's own
+    layout (``alphabet.json``, ``language_model/`` with the ARPA, its
+    unigrams and the weights in ``attrs.json``), which
+    ``pyctcdecode.BeamSearchDecoderCTC.load_from_dir`` also reads.
 
     Arguments
     ---------
@@ -294,6 +348,8 @@ def save_hf_folder(folder: str, encoder: torch.nn.Module, head: torch.nn.Linear,
         As in :func:`to_hf_ctc`.
     tokenizer : CharTokenizer
         Character tokenizer (its ``vocab.json`` is HF's format).
+    lm_decoder : speechbrain_w2vbert.decoding.LMBeamDecoder, optional
+        Its LM file, weight and word bonus (needs pyctcdecode).
 
     Returns
     -------
@@ -303,8 +359,41 @@ def save_hf_folder(folder: str, encoder: torch.nn.Module, head: torch.nn.Linear,
     if not isinstance(tokenizer, CharTokenizer):
         raise TypeError("the Hugging Face export needs the character tokenizer (vocab.json)")
     to_hf_ctc(encoder, head, tokenizer.blank_index).save_pretrained(folder)
-    hf_processor(encoder, tokenizer, folder).save_pretrained(folder)
+    processor = hf_processor(encoder, tokenizer, folder)
+    if lm_decoder is not None and lm_decoder.uses_lm:
+        processor = hf_processor_with_lm(processor, lm_decoder)
+    processor.save_pretrained(folder)
     return folder
+
+
+def hf_processor_with_lm(processor, lm_decoder):
+    """``Wav2Vec2ProcessorWithLM`` of a processor (:func:`hf_processor`) and
+    the pyctcdecode decoder of an :class:`~speechbrain_w2vbert.decoding.LMBeamDecoder`'s
+    LM, weight and word bonus."""
+    import warnings
+
+    try:
+        from pyctcdecode import build_ctcdecoder
+    except ImportError as error:
+        raise ImportError("exporting the LM for transformers needs pyctcdecode: "
+                          f"pip install --no-deps pyctcdecode==0.5.0 ({error})") from None
+    from transformers import Wav2Vec2ProcessorWithLM
+
+    from speechbrain_w2vbert.decoding import lm_unigrams
+
+    labels = [t for t, _ in sorted(processor.tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+    lm_path = lm_decoder.lm_path
+    if os.path.splitext(lm_path)[1] not in (".arpa", ".bin", ".binary"):  # pyctcdecode names by extension
+        with open(lm_path, "rb") as f:
+            binary = f.read(4) == b"mmap"  # KenLM binary files start "mmap lm"
+        lm_path = os.path.join(tempfile.mkdtemp(prefix="lm-"), "lm.bin" if binary else "lm.arpa")
+        os.symlink(os.path.realpath(lm_decoder.lm_path), lm_path)
+    decoder = build_ctcdecoder(labels, kenlm_model_path=lm_path, unigrams=lm_unigrams(lm_decoder.lm_path),
+                               alpha=lm_decoder.lm_weight, beta=lm_decoder.word_bonus)
+    with warnings.catch_warnings():  # transformers 5 marks the class deprecated for v6; the layout is pyctcdecode's
+        warnings.simplefilter("ignore", FutureWarning)
+        return Wav2Vec2ProcessorWithLM(feature_extractor=processor.feature_extractor,
+                                       tokenizer=processor.tokenizer, decoder=decoder)
 
 
 def hf_ctc_tokenizer(source: str, num_labels: int, cache_dir: Optional[str] = None):

@@ -65,8 +65,9 @@ def plot_training_curves(train_log: str, png_path: str, title: str = "") -> str:
 
     Only end-of-epoch lines (those with a ``train loss``) are plotted; when an
     epoch was logged twice (a run resumed after a crash), its last line wins.
-    The test WER/CER, if logged, are stars at the epoch of the checkpoint
-    that produced them.
+    The test WER/CER, if logged, are markers at the epoch of the checkpoint
+    that produced them: stars for greedy decoding, crosses for the rows
+    logged with ``decoding: LM``.
 
     Arguments
     ---------
@@ -88,7 +89,8 @@ def plot_training_curves(train_log: str, png_path: str, title: str = "") -> str:
     >>> tmp = tempfile.mkdtemp()
     >>> log = os.path.join(tmp, "train_log.txt")
     >>> lines = [f"epoch: {e} - train loss: {3 - e:.2f} - valid loss: 2.00, valid CER: {50 - e}.0, valid WER: 90.0"
-    ...          for e in (1, 2)] + ["Epoch loaded: 2 - test loss: 2.10, test CER: 48.50, test WER: 91.00"]
+    ...          for e in (1, 2)] + ["Epoch loaded: 2 - test loss: 2.10, test CER: 48.50, test WER: 91.00",
+    ...                             "Epoch loaded: 2, decoding: LM - test CER: 40.00, test WER: 70.00"]
     >>> _ = open(log, "w").write("\\n".join(lines) + "\\n")
     >>> os.path.getsize(plot_training_curves(log, os.path.join(tmp, "curves.png"))) > 0
     True
@@ -99,12 +101,12 @@ def plot_training_curves(train_log: str, png_path: str, title: str = "") -> str:
     import matplotlib.pyplot as plt
 
     epochs: Dict[float, Dict] = {}
-    test = None
+    tests = {}  # decoding -> the last test row logged with it
     for row in read_train_log(train_log):
         if "epoch" in row and "train loss" in row:
             epochs[row["epoch"]] = row
         elif "test CER" in row:
-            test = row
+            tests[row.get("decoding", "greedy")] = row
     xs = sorted(epochs)
     fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(11, 4))
 
@@ -127,11 +129,14 @@ def plot_training_curves(train_log: str, png_path: str, title: str = "") -> str:
         if x:
             ax_err.plot(x, y, style, label=key.replace("valid", "dev"))
             ax_err.annotate(f"{y[-1]:.1f}", (x[-1], y[-1]), textcoords="offset points", xytext=(4, 4))
-    if test is not None and isinstance(test.get("Epoch loaded"), float):
+    for decoding, test in tests.items():
+        if not isinstance(test.get("Epoch loaded"), float):
+            continue
+        marker, what = ("*", "greedy") if decoding == "greedy" else ("P", "beam + LM")
         for key, color in (("test WER", "C0"), ("test CER", "C1")):
             if isinstance(test.get(key), float):
-                ax_err.plot([test["Epoch loaded"]], [test[key]], "*", color=color, markersize=14,
-                            markeredgecolor="black", label=f"{key} {test[key]:.1f} (best dev checkpoint)")
+                ax_err.plot([test["Epoch loaded"]], [test[key]], marker, color=color, markersize=14,
+                            markeredgecolor="black", label=f"{key} {test[key]:.1f} ({what}, best dev checkpoint)")
     ax_err.set_xlabel("epoch")
     ax_err.set_ylabel("error rate (%)")
     ax_err.set_title("error rates")

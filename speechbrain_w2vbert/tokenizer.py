@@ -264,6 +264,16 @@ class SentencePieceCTCTokenizer(CTCTokenizer):
         """Number of ids, blank included (the CTC output size)."""
         return self.sp.get_piece_size() + 1
 
+    @property
+    def unk_index(self) -> int:
+        """Label id of SentencePiece's unknown piece."""
+        return self.sp.unk_id() + 1
+
+    @property
+    def tokens(self) -> List[str]:
+        """The token of each label id (``<blank>``, then the pieces)."""
+        return ["<blank>"] + [self.sp.id_to_piece(i) for i in range(self.sp.get_piece_size())]
+
     def encode(self, text: str) -> List[int]:
         """Piece ids of ``text``, plus one."""
         return [i + 1 for i in self.sp.encode_as_ids(text)]

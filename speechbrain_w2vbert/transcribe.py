@@ -35,11 +35,14 @@ class Transcriber:
         Files (short ones) or chunks (long ones) per forward pass.
     progress : bool or None
         Progress bar over the chunks of a long file (None: only on a terminal).
+    decoder : speechbrain_w2vbert.decoding.LMBeamDecoder, optional
+        Beam search (with its LM) instead of greedy decoding.
     """
 
     def __init__(self, asr, chunk_length: float = 20.0, stride_length: float = 4.0, batch_size: int = 8,
-                 progress: Optional[bool] = None):
+                 progress: Optional[bool] = None, decoder=None):
         self.asr = asr
+        self.decoder = decoder
         self.sample_rate = int(getattr(asr.hparams, "sample_rate", 16000))
         encoder = asr.mods.encoder.encoder  # EncoderCTC's encoder lobe
         self.frame = encoder.samples_per_frame
@@ -84,8 +87,17 @@ class Transcriber:
         return stitch_chunks(outputs, spans, self.frame, self.asr.tokenizer.blank_index)
 
     def decode(self, log_probs: torch.Tensor, timestamps: bool = False) -> Dict:
-        """Greedy text (as ``EncoderASR.transcribe_batch`` gives it), and the
-        words with times if ``timestamps``."""
+        """Greedy text (as ``EncoderASR.transcribe_batch`` gives it) or the
+        beam search's with the decoder, and the words with times if
+        ``timestamps``."""
+        if self.decoder is not None:
+            text, words = self.decoder.decode_with_words([log_probs])[0]
+            result = {"text": text}
+            if timestamps:
+                spf = self.seconds_per_frame
+                result["words"] = [{"word": w, "start": round(s * spf, 3), "end": round((e + 1) * spf, 3)}
+                                   for w, s, e in words]
+            return result
         frame_ids = log_probs.argmax(-1).tolist()
         result = {"text": self.asr.tokenizer.decode_ctc(frame_ids)}
         if timestamps:

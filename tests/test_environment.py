@@ -56,7 +56,9 @@ def test_lock_round_trip_and_strict_comparison(tmp_path, capsys):
     installed = environment.installed_versions()
     lock = str(tmp_path / "lock.txt")
     environment.write_lock(lock, installed)
-    assert environment.read_lock(lock) == installed
+    assert environment.read_full_lock(lock) == installed
+    no_deps = environment.read_lock(environment.no_deps_lock(lock))
+    assert set(no_deps) == set(environment.NO_DEPS) and not set(no_deps) & set(environment.read_lock(lock))
     assert environment.lock_python(lock) == "%d.%d" % sys.version_info[:2]
     assert environment.main(["--lock", lock, "--strict"]) == 0
 

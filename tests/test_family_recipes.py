@@ -55,7 +55,7 @@ def test_architecture_trains_one_epoch(tiny, recipe_data, tiny_training, tmp_pat
     monkeypatch.setattr(train.ASR, "compute_objectives", recording)
     output = tmp_path / "exp"
     settings = dict(tiny_training, number_of_epochs=1, encoder_source=TINY_CONFIG_DIRS[tiny], encoder_pretrained=False,
-                    freeze_feature_encoder=False)
+                    freeze_feature_encoder=False, lm_decoding=False)  # LM decoding: tests/test_recipe.py
     overrides = [f"--{key}={value}" for key, value in settings.items() if key != "dataloader_opts"]
     overrides.append("--dataloader_opts=" + yaml.safe_dump(settings["dataloader_opts"], default_flow_style=True).strip())
     train.main([FAMILY_HPARAMS, "--data_folder=unused", "--skip_prep=True", f"--train_csv={data['train']}",

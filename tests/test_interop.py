@@ -88,9 +88,16 @@ def test_model_card_of_the_recipe(asr, tmp_path, sample_corpus):
                "tokenizer_type": "char", "number_of_epochs": 25, "inference_folder": str(tmp_path)}
     card = open(write_recipe_model_card(hparams, asr.mods.encoder.encoder, {"WER": 48.24, "CER": 17.62},
                                         ["train.py", "x.yaml"]), encoding="utf-8").read()
-    for text in ("# w2v-BERT 2.0 CTC speech recognition", "w2v-BERT 2.0 encoder (W2VBert)",
-                 "| test | 19 utterances, 0.8 min", "| test WER | 48.24% |", "train.py x.yaml",
+    for text in ("# w2v-BERT 2.0 CTC speech recognition", "w2v-BERT 2.0 encoder (W2VBert)", "greedy decoding",
+                 "| test | 19 utterances, 0.8 min", "| test WER (greedy) | 48.24% |", "train.py x.yaml",
                  "speaker [90, 5, 5]", "EncoderASR.from_hparams"):
+        assert text in card, text
+    assert "beam + LM" not in card
+    lm = {"WER": 20.0, "CER": 9.91, "lm_weight": 0.5, "word_bonus": 1.0, "beam_size": 50, "order": 3}
+    card = open(write_recipe_model_card(hparams, asr.mods.encoder.encoder, {"WER": 48.24, "CER": 17.62},
+                                        ["train.py", "x.yaml"], lm), encoding="utf-8").read()
+    for text in ("| test WER (greedy) | 48.24% |", "| test WER (beam + LM) | 20.00% |", "| test CER (beam + LM) | 9.91% |",
+                 "beam search (50 beams) with a 3-gram word LM", "weight 0.5, word bonus 1.0", '"use_lm": False'):
         assert text in card, text
 
 
@@ -191,7 +198,9 @@ def test_recipe_evaluates_an_imported_checkpoint(hf_folder, test_files, asr, tmp
     proc = subprocess.run([sys.executable, os.path.join(RECIPE_DIR, "train.py"), *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    (stats,) = [r for r in read_train_log(os.path.join(output, "train_log.txt")) if "test CER" in r]
+    tests = [r for r in read_train_log(os.path.join(output, "train_log.txt")) if "test CER" in r]
+    assert [r.get("decoding", "greedy") for r in tests] == ["greedy", "LM"]  # imported checkpoints get the LM step too
+    stats = tests[0]
     wer, cer = ErrorRateStats(), ErrorRateStats(split_tokens=True)
     for row in test_files[:4]:
         hyp, ref = normalize_nepali(asr.transcribe_file(row["wav"])).split(), normalize_nepali(row["wrd"]).split()

@@ -8,6 +8,7 @@ torchrun need real processes anyway).
 
 import csv
 import glob
+import json
 import os
 import re
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import RECIPE_DIR, ROOT, SLICE_EVAL, TINY_HPARAMS
+from tests.helpers import RECIPE_DIR, ROOT, SLICE_EVAL, SLICE_TRAIN, TINY_HPARAMS
 
 pytestmark = pytest.mark.recipe  # every test here trains through the recipe, or uses a trained run
 
@@ -50,6 +51,8 @@ def recipe_args(data, output, *extra):
         "--max_batch_length=8",
         "--warmup_steps=2",
         "--noprogressbar",
+        # beam search on a barely trained model's flat posteriors is slow: LM decoding where asked only
+        *([] if any(e.startswith("--lm_decoding=") for e in extra) else ["--lm_decoding=False"]),
         *extra,
     ]
 
@@ -93,7 +96,7 @@ def latest_checkpoint(output):
 def trained(data, tmp_path_factory):
     """A 3-epoch run of the whole recipe: (output folder, console output)."""
     output = str(tmp_path_factory.mktemp("trained") / "exp")
-    proc = run(recipe_args(data, output, "--number_of_epochs=3", "--valid_interval_steps=4"))
+    proc = run(recipe_args(data, output, "--number_of_epochs=3", "--valid_interval_steps=4", "--lm_decoding=True"))
     return output, proc.stdout + proc.stderr
 
 
@@ -116,8 +119,45 @@ def test_recipe_trains_and_writes_its_outputs(trained):
     assert alignments.count("%WER") == 2 * (SLICE_EVAL + 1)  # summary + one per utterance, for CER and WER
     assert any("test CER" in r and "test WER" in r for r in read_log(output))
     assert os.path.getsize(os.path.join(output, "training_curves.png")) > 10_000
-    for name in ("hyperparams.yaml", "encoder.ckpt", "ctc_head.ckpt", "vocab.json"):
+    for name in ("hyperparams.yaml", "encoder.ckpt", "ctc_head.ckpt", "vocab.json", "lm.ckpt", "unigrams.txt"):
         assert os.path.isfile(os.path.join(output, "inference", name))
+
+
+def test_recipe_decodes_the_test_set_with_the_lm(trained):
+    """The LM step: built from train.csv, tuned on the dev subset, test decoded
+    greedily and with the LM, both logged, in the card, the plot's input and
+    the exports."""
+    output, _ = trained
+    with open(os.path.join(output, "lm", "lm_report.json"), encoding="utf-8") as f:
+        report = json.load(f)
+    assert report["order"] == 3 and report["sentences"] == SLICE_TRAIN + 2  # unreadable, infeasible rows too
+    with open(os.path.join(output, "lm_tuning.json"), encoding="utf-8") as f:
+        tuning = json.load(f)
+    assert len(tuning["grid"]) == 6 and tuning["utterances"] == SLICE_EVAL
+    tests = [r for r in read_log(output) if "test CER" in r]
+    assert [r.get("decoding", "greedy") for r in tests] == ["greedy", "LM"]
+    with open(os.path.join(output, "wer_test_lm.txt"), encoding="utf-8") as f:
+        alignments = f.read()
+    assert alignments.count("%WER") == 2 * (SLICE_EVAL + 1)
+    assert f"weight {tuning['lm_weight']}, word bonus {tuning['word_bonus']}" in alignments
+    with open(os.path.join(output, "inference", "README.md"), encoding="utf-8") as f:
+        card = f.read()
+    assert "test WER (greedy)" in card and f"test WER (beam + LM) | {tests[1]['test WER']:.2f}%" in card
+    with open(os.path.join(output, "inference", "hyperparams.yaml"), encoding="utf-8") as f:
+        assert f"lm_weight: {tuning['lm_weight']}" in f.read()
+    assert {"alphabet.json", "language_model"} <= set(os.listdir(os.path.join(output, "hf_model")))
+
+
+def test_a_failed_lm_step_keeps_the_model_and_names_the_file(data, tmp_path):
+    output = str(tmp_path / "exp")
+    missing = str(tmp_path / "missing.txt")
+    proc = run(recipe_args(data, output, "--number_of_epochs=1", "--lm_decoding=True", f"--lm_extra_texts=[{missing}]"),
+               check=False)
+    assert proc.returncode != 0 and f"{missing}: no such text file" in proc.stderr
+    assert [r.get("decoding", "greedy") for r in read_log(output) if "test CER" in r] == ["greedy"]
+    files = os.listdir(os.path.join(output, "inference"))
+    assert "encoder.ckpt" in files and "lm.ckpt" not in files  # exported, greedy
+    assert os.path.isfile(os.path.join(output, "wer_test.txt"))
 
 
 def test_inference_folder_batch_equals_one_by_one(trained, data, tmp_path):
@@ -244,16 +284,19 @@ def test_kill_and_resume_matches_an_uninterrupted_run(data, tmp_path):
 
 def test_ddp_two_cpu_processes(data, tmp_path):
     """torchrun, gloo, 2 processes, one epoch, with gradient checkpointing
-    and LayerDrop (hence find_unused_parameters) switched on."""
+    and LayerDrop (hence find_unused_parameters) switched on, and the LM step
+    (both processes run the dev subset's forward, the main one the LM work)."""
     output = str(tmp_path / "ddp")
     dump = str(tmp_path / "params_{rank}.pt")
     args = recipe_args(
         data, output, "--number_of_epochs=1", "--distributed_backend=gloo", "--gradient_checkpointing=True",
-        "--layerdrop=0.3", "--find_unused_parameters",
+        "--layerdrop=0.3", "--find_unused_parameters", "--lm_decoding=True", "--lm_beam_size=2",
+        "--lm_weights=[0.5]", "--lm_word_bonuses=[1.0]", "--lm_tune_workers=1",
     )
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     run([f"--dump-params={dump}", *args], runner=True, threads=1, launcher=launcher)
     assert [r["epoch"] for r in epoch_lines(output)] == [1.0]
+    assert [r.get("decoding", "greedy") for r in read_log(output) if "test CER" in r] == ["greedy", "LM"]
     p0, p1 = torch.load(dump.format(rank=0)), torch.load(dump.format(rank=1))
     assert p0.keys() == p1.keys() and any(k.startswith("encoder.module.") for k in p0)  # DDP-wrapped
     for key in p0:

@@ -4,10 +4,11 @@
 Runs ``train.py`` with ``hparams/w2vbert_ctc_tiny.yaml`` (a ~2M-parameter
 w2v-BERT 2.0, randomly initialised, on the CPU) over the synthetic sample
 corpus in ``sample_data/``: data preparation, training with dev WER/CER
-every epoch, test decoding, export of the inference folder; then it loads
-that folder with SpeechBrain's ``EncoderASR`` and transcribes one test file.
-It prints the final dev/test WER and CER and where the model, logs and plot
-are. A few minutes on two cores (``make demo`` also creates the virtual
+every epoch, test decoding (greedy, then beam search with the word n-gram LM
+built from the training transcripts), export of the inference folder; then it
+loads that folder with SpeechBrain's ``EncoderASR`` and transcribes one test
+file. It prints the final dev WER/CER, the test WER/CER of both decodings and
+where the model, logs and plot are. A few minutes on two cores (``make demo`` also creates the virtual
 environment first)::
 
     python recipes/OpenSLR54/demo.py [--output_folder results/demo] [--fresh]
@@ -20,6 +21,7 @@ Authors: speechbrain-w2vbert contributors
 
 import argparse
 import csv
+import json
 import os
 import shlex
 import shutil
@@ -36,14 +38,15 @@ TARGET_TEST_CER = 35.0
 
 
 def last_stats(train_log):
-    """Final dev and test statistics from a ``train_log.txt``."""
+    """Final dev statistics and the last test statistics of each decoding
+    (``{"greedy": row, "LM": row}``) from a ``train_log.txt``."""
     sys.path.insert(0, ROOT)
     from speechbrain_w2vbert.plot import read_train_log
 
     rows = read_train_log(train_log)
     dev = [r for r in rows if "train loss" in r][-1]
-    test = [r for r in rows if "test CER" in r][-1]
-    return dev, test
+    tests = {r.get("decoding", "greedy"): r for r in rows if "test CER" in r}
+    return dev, tests
 
 
 def main(argv=None):
@@ -81,20 +84,28 @@ def main(argv=None):
         sample = next(csv.DictReader(f))
     hypothesis = asr.transcribe_file(sample["wav"])
 
-    dev, test = last_stats(os.path.join(output, "train_log.txt"))
+    dev, tests = last_stats(os.path.join(output, "train_log.txt"))
+    test = tests["greedy"]
     print()
     print("=" * 78)
     print(f"Demo finished in {minutes:.1f} min (training + evaluation + export).")
     print(f"  dev  (last epoch {int(dev['epoch'])}): WER {dev['valid WER']:.1f}%  CER {dev['valid CER']:.1f}%")
-    print(f"  test (best dev checkpoint, unseen speaker): WER {test['test WER']:.1f}%  CER {test['test CER']:.1f}%")
-    print(f"  EncoderASR on {os.path.relpath(sample['wav'], output)}:")
+    print(f"  test (best dev checkpoint, unseen speaker), greedy: WER {test['test WER']:.1f}%  "
+          f"CER {test['test CER']:.1f}%")
+    if "LM" in tests:
+        with open(os.path.join(output, "lm", "lm_report.json"), encoding="utf-8") as f:
+            order = json.load(f)["order"]
+        print(f"  test, beam search + word {order}-gram LM:             WER {tests['LM']['test WER']:.1f}%  "
+              f"CER {tests['LM']['test CER']:.1f}%")
+    print(f"  EncoderASR (with the LM) on {os.path.relpath(sample['wav'], output)}:")
     print(f"    reference : {sample['wrd']}")
     print(f"    hypothesis: {hypothesis}")
     print(f"  model (EncoderASR.from_hparams source): {inference}")
     print(f"  Hugging Face Wav2Vec2BertForCTC folder: {os.path.join(output, 'hf_model')}")
     print(f"  training log: {os.path.join(output, 'train_log.txt')}")
     print(f"  curves:       {os.path.join(output, 'training_curves.png')}")
-    print(f"  test alignments: {os.path.join(output, 'wer_test.txt')}")
+    print(f"  test alignments: {os.path.join(output, 'wer_test.txt')} (greedy), "
+          f"{os.path.join(output, 'wer_test_lm.txt')} (LM)")
     print("=" * 78)
     if test["test CER"] > TARGET_TEST_CER:
         print(f"The model did not learn enough: test CER above {TARGET_TEST_CER:.0f}%.")

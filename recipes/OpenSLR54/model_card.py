@@ -25,10 +25,10 @@ def _csv_summary(path):
     return f"{len(seconds)} utterances, {amount}"
 
 
-def write_recipe_model_card(hparams, encoder, test_stats, command):
+def write_recipe_model_card(hparams, encoder, test_stats, command, lm_stats=None):
     """The inference folder's ``README.md``: the encoder (named by its
-    ``model_type``), data, split, test metrics, initialisation and the
-    command that trained it.
+    ``model_type``), data, split, test metrics (greedy and with the LM),
+    initialisation and the command that trained it.
 
     Arguments
     ---------
@@ -40,6 +40,9 @@ def write_recipe_model_card(hparams, encoder, test_stats, command):
         ``{"WER", "CER", ...}`` of the test set.
     command : list of str
         The training command line.
+    lm_stats : dict, optional
+        ``{"WER", "CER", "lm_weight", "word_bonus", "beam_size", "order"}``
+        of LM decoding of the test set (None: no LM).
 
     Returns
     -------
@@ -51,12 +54,19 @@ def write_recipe_model_card(hparams, encoder, test_stats, command):
     data = {"data folder": f"`{hparams['data_folder']}`",
             "split": f"{hparams['split']} {hparams['split_ratio']} (train/dev/test %)"}
     data.update({split: _csv_summary(hparams[f"{split}_csv"]) for split in ("train", "dev", "test")})
-    results = {"test WER": "n/a", "test CER": "n/a"}
+    results = {"test WER (greedy)": "n/a", "test CER (greedy)": "n/a"}
     if test_stats:
-        results = {"test WER": f"{test_stats['WER']:.2f}%", "test CER": f"{test_stats['CER']:.2f}%"}
+        results = {"test WER (greedy)": f"{test_stats['WER']:.2f}%", "test CER (greedy)": f"{test_stats['CER']:.2f}%"}
+    decoding = "greedy decoding"
+    if lm_stats:
+        results.update({"test WER (beam + LM)": f"{lm_stats['WER']:.2f}%",
+                        "test CER (beam + LM)": f"{lm_stats['CER']:.2f}%"})
+        decoding = (f"beam search ({lm_stats['beam_size']} beams) with a {lm_stats['order']}-gram word LM of the "
+                    f"training transcripts (weight {lm_stats['lm_weight']}, word bonus {lm_stats['word_bonus']}, "
+                    "tuned on dev; `overrides={\"use_lm\": False}` decodes greedily)")
     init = hparams["init_from_hf"] or f"{encoder.source} (pretrained: {hparams['encoder_pretrained']})"
     sections = {
-        "Model": f"{name} encoder ({type(encoder).__name__}) + linear CTC head, greedy decoding, "
+        "Model": f"{name} encoder ({type(encoder).__name__}) + linear CTC head, {decoding}, "
                  f"{hparams['tokenizer_type']} tokenizer. Initialised from {init}; {hparams['number_of_epochs']} epochs.",
         "Data": data,
         "Results (best dev checkpoint)": results,

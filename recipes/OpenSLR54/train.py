@@ -7,8 +7,11 @@ through dropout and one linear layer (the layout of
 ``transformers.Wav2Vec2BertForCTC``; ``speechbrain_w2vbert.ctc.EncoderCTC``,
 the same model the exported ``EncoderASR`` folder runs) and trained with CTC
 over characters. Dev WER/CER are computed every epoch with greedy decoding; the
-test set is decoded with the best checkpoint, and the experiment ends with
-an ``EncoderASR`` inference folder and a plot of the training curves.
+test set is decoded with the best checkpoint, greedily and (``lm_decoding``)
+by beam search with a word n-gram LM estimated from the training transcripts,
+its weight and word bonus tuned on a dev subset. The experiment ends with an
+``EncoderASR`` inference folder (which decodes with the LM), a Hugging Face
+folder and a plot of the training curves.
 
 To run it::
 
@@ -26,6 +29,7 @@ Authors: speechbrain-w2vbert contributors
 
 import logging
 import os
+import random
 import sys
 
 import speechbrain as sb
@@ -34,7 +38,9 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.sampler import DynamicBatchSampler
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
-from speechbrain_w2vbert.ctc import EncoderCTC, ctc_loss, greedy_decode
+from speechbrain_w2vbert.ctc import EncoderCTC, abs_lengths, ctc_loss, greedy_decode
+from speechbrain_w2vbert.decoding import LMBeamDecoder, tune_lm_weights
+from speechbrain_w2vbert.ngram import LMError, build_ngram_lm
 from speechbrain_w2vbert.text import normalize_nepali
 from speechbrain_w2vbert.tokenizer import build_tokenizer
 from speechbrain_w2vbert.training import AudioReader, grads_are_finite, seed_step
@@ -73,6 +79,8 @@ class ASR(sb.Brain):
         self.train_stats = None
         self.mid_epoch_batch = None  # batch index while dev runs inside an epoch
         self._asr_model = None
+        self.kept_log_probs = None  # id -> (log-probs [T, V], reference) while a stage keeps them
+        self.lm_decoder = self.lm_stats = None  # set by decode_test_with_lm
 
     @property
     def asr_model(self):
@@ -115,6 +123,10 @@ class ASR(sb.Brain):
             hyp_words, ref_words = [h.split() for h in hyps], [r.split() for r in refs]
             self.wer_metric.append(batch.id, hyp_words, ref_words)
             self.cer_metric.append(batch.id, hyp_words, ref_words)
+            if self.kept_log_probs is not None:  # for LM decoding, once the stage is over
+                frames = abs_lengths(out_lens, log_probs.shape[1]).tolist()
+                for uid, lp, n, ref in zip(batch.id, log_probs.float().cpu().numpy(), frames, refs):
+                    self.kept_log_probs[uid] = (lp[:n], ref)
         return loss
 
     def _count(self, name, ids):
@@ -242,6 +254,55 @@ class ASR(sb.Brain):
                     w.write("\nWER\n")
                     self.wer_metric.write_stats(w)
 
+    # ------------------------------------------------------ LM decoding
+    def log_probs_of(self, dataset, **loader_kwargs):
+        """Log-probabilities (valid frames, CPU) and normalised references
+        of a dataset's utterances under the loaded checkpoint, by id."""
+        self.on_stage_start(sb.Stage.TEST)
+        self.kept_log_probs = {}
+        self.modules.eval()
+        with torch.no_grad():
+            for step, batch in enumerate(self.make_dataloader(dataset, sb.Stage.TEST, **loader_kwargs)):
+                if self.debug and step == self.debug_batches:  # as sb.Brain's own loops
+                    break
+                self.evaluate_batch(batch, sb.Stage.TEST)
+        kept, self.kept_log_probs = self.kept_log_probs, None
+        return kept
+
+    def decode_test_with_lm(self, test_kept, tune_kept):
+        """Builds (or finds) the word n-gram LM of the training transcripts,
+        tunes its weight and word bonus on the dev subset (cached in
+        ``lm_tuning_file``), decodes the test set once with them, logs the
+        result and writes ``test_lm_wer_file`` (main process)."""
+        hparams, tokenizer = self.hparams, self.tokenizer
+        report = build_ngram_lm(hparams.train_csv, hparams.lm_folder, tokenizer, hparams.lm_order,
+                                hparams.lm_extra_texts, hparams.dev_csv, hparams.lm_estimator)
+        decoder = LMBeamDecoder(tokenizer.tokens, tokenizer.blank_index, report["arpa"], hparams.lm_beam_size)
+        ids = sorted(tune_kept)
+        tuning = tune_lm_weights(decoder, [tune_kept[i][0] for i in ids], [tune_kept[i][1] for i in ids],
+                                 hparams.lm_weights, hparams.lm_word_bonuses, hparams.lm_tune_workers,
+                                 cache_file=hparams.lm_tuning_file, cache_key=report["fingerprint"])
+        logger.info("LM tuning on %d dev utterances: weight %.2f, word bonus %.2f (dev WER %.2f, CER %.2f; "
+                    "%d grid points in %.1f s)", tuning["utterances"], tuning["lm_weight"], tuning["word_bonus"],
+                    tuning["WER"], tuning["CER"], len(tuning["grid"]), tuning["seconds"])
+        ids = list(test_kept)
+        hyps = [normalize_nepali(h).split() for h in decoder.decode([test_kept[i][0] for i in ids])]
+        wer, cer = hparams.error_rate_computer(), hparams.cer_computer()
+        for metric in (wer, cer):
+            metric.append(ids, hyps, [test_kept[i][1].split() for i in ids])
+        stats = {"CER": cer.summarize("error_rate"), "WER": wer.summarize("error_rate")}
+        hparams.train_logger.log_stats(stats_meta={"Epoch loaded": hparams.epoch_counter.current, "decoding": "LM"},
+                                       test_stats=stats)
+        with open(hparams.test_lm_wer_file, "w", encoding="utf-8") as w:
+            w.write(f"Beam search ({decoder.beam_size} beams) + {report['order']}-gram LM, weight "
+                    f"{decoder.lm_weight}, word bonus {decoder.word_bonus}\n\nCER\n")
+            cer.write_stats(w)
+            w.write("\nWER\n")
+            wer.write_stats(w)
+        self.lm_decoder = decoder
+        self.lm_stats = {**stats, "lm_weight": decoder.lm_weight, "word_bonus": decoder.word_bonus,
+                         "beam_size": decoder.beam_size, "order": report["order"]}
+
     def _save_best(self, end_of_epoch):
         """Saves a checkpoint with the dev scores; keeps the best by WER and
         the latest."""
@@ -265,10 +326,11 @@ def dataio_prepare(hparams, tokenizer):
     Returns
     -------
     datasets : dict
-        ``DynamicItemDataset`` per split (train, dev, test).
+        ``DynamicItemDataset`` per split (train, dev, test; with
+        ``lm_decoding``, lm_tune: ``lm_tune_utterances`` dev utterances).
     samplers : dict
         ``DynamicBatchSampler`` per split (shuffled for train, sorted by
-        length for dev and test).
+        length for the others).
     """
     datasets = {
         split: sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=hparams[f"{split}_csv"])
@@ -298,8 +360,13 @@ def dataio_prepare(hparams, tokenizer):
         """Batching length: the duration in seconds."""
         return item["duration"]
 
+    if hparams["lm_decoding"]:  # the dev subset the LM weight and word bonus are tuned on (seeded)
+        dev_ids = list(datasets["dev"].data_ids)
+        random.Random(hparams["seed"]).shuffle(dev_ids)
+        datasets["lm_tune"] = sb.dataio.dataset.FilteredSortedDynamicItemDataset(
+            datasets["dev"], sorted(dev_ids[: hparams["lm_tune_utterances"]]))
     samplers = {"train": DynamicBatchSampler(datasets["train"], length_func=duration, **hparams["train_batching"])}
-    for split in ("dev", "test"):
+    for split in datasets.keys() - {"train"}:
         samplers[split] = DynamicBatchSampler(datasets[split], length_func=duration, **hparams["eval_batching"])
     return datasets, samplers
 
@@ -371,19 +438,30 @@ def main(argv=None):
         train_loader_kwargs={"batch_sampler": samplers["train"], **loader_opts},
         valid_loader_kwargs={"batch_sampler": samplers["dev"], **loader_opts},
     )
+    asr_brain.kept_log_probs = {} if hparams["lm_decoding"] else None  # greedy and LM decode one forward
     asr_brain.evaluate(
         datasets["test"], min_key="WER", test_loader_kwargs={"batch_sampler": samplers["test"], **loader_opts}
     )
+    greedy_stats, test_kept = asr_brain.last_stats, asr_brain.kept_log_probs
+    lm_error = None
+    if hparams["lm_decoding"]:  # every process runs the forward (DDP), the main one the LM work
+        tune_kept = asr_brain.log_probs_of(datasets["lm_tune"], batch_sampler=samplers["lm_tune"], **loader_opts)
+        try:
+            run_on_main(asr_brain.decode_test_with_lm, args=[test_kept, tune_kept])
+        except (LMError, ImportError) as error:  # the model and its greedy results are still exported
+            lm_error = error
+            logger.error("LM decoding failed: %s. Exporting the model with greedy decoding.", error)
 
     def finish():
         """Exports the inference (and Hugging Face) folders, the model card and the plot."""
         from speechbrain_w2vbert.export import export_inference_folder, save_hf_folder
         from speechbrain_w2vbert.plot import plot_training_curves
 
-        export_inference_folder(hparams["inference_folder"], encoder, ctc_head, tokenizer)
-        write_recipe_model_card(hparams, encoder, asr_brain.last_stats, sys.argv if argv is None else ["train.py", *argv])
+        export_inference_folder(hparams["inference_folder"], encoder, ctc_head, tokenizer, asr_brain.lm_decoder)
+        write_recipe_model_card(hparams, encoder, greedy_stats, sys.argv if argv is None else ["train.py", *argv],
+                                asr_brain.lm_stats)
         if hparams["hf_export"] and hparams["tokenizer_type"] == "char":
-            save_hf_folder(hparams["hf_folder"], encoder, ctc_head, tokenizer)
+            save_hf_folder(hparams["hf_folder"], encoder, ctc_head, tokenizer, asr_brain.lm_decoder)
         plot_training_curves(hparams["train_log"], hparams["plot_file"], title=hparams["output_folder"])
         logger.info(
             "Done. Inference folder: %s | log: %s | plot: %s | test alignments: %s",
@@ -391,6 +469,8 @@ def main(argv=None):
         )
 
     run_on_main(finish)
+    if lm_error is not None:
+        raise SystemExit(f"train.py: LM decoding failed: {lm_error} (the greedy model and results are written)")
     return asr_brain
 
 

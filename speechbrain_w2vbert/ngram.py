@@ -1,0 +1,375 @@
+"""Word n-gram language models for CTC decoding: the text, the estimator,
+the ARPA file and its report.
+
+:func:`build_ngram_lm` estimates a word n-gram LM (ARPA) from the training
+transcripts (and optional extra text files) after the normalisation the CTC
+labels get, keeping only words the tokenizer can spell, with a real
+estimator: KenLM's ``lmplz`` (modified Kneser-Ney) when it is on ``PATH``
+(``make lmplz`` builds it), else ``kaldingram`` (pure Python, back-off
+Kneser-Ney as SRILM computes it). Beside the ARPA it writes the word list
+(``unigrams.txt``, what beam search and pyctcdecode use to tell words from
+partial words) and ``lm_report.json`` (order, n-gram counts, dev perplexity
+and OOV rate, build time, and the fingerprint of inputs and options: a
+re-run with the same ones skips the build).
+
+Example
+-------
+>>> import tempfile
+>>> from speechbrain_w2vbert.tokenizer import CharTokenizer
+>>> texts = ["राम घर जान्छ", "सीता घर जान्छिन्", "राम बजार जान्छ"] * 3
+>>> tok = CharTokenizer.build(texts)
+>>> lines, dropped = lm_corpus(texts + ["राम ABC"], tok)
+>>> len(lines), dict(dropped)
+(10, {'ABC': 1})
+>>> folder = tempfile.mkdtemp()
+>>> corpus = os.path.join(folder, "corpus.txt")
+>>> with open(corpus, "w", encoding="utf-8") as f:
+...     _ = f.write("\\n".join(lines) + "\\n")
+>>> estimate_arpa(corpus, os.path.join(folder, "lm.arpa"), order=3, estimator="kaldingram")
+'kaldingram'
+>>> arpa_counts(os.path.join(folder, "lm.arpa"))[1]  # 6 words, <s>, </s>
+8
+"""
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from speechbrain_w2vbert.text import has_latin, normalize_nepali
+from speechbrain_w2vbert.tokenizer import read_csv_texts
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ARPA_NAME",
+    "UNIGRAMS_NAME",
+    "REPORT_NAME",
+    "ESTIMATORS",
+    "LMError",
+    "lm_corpus",
+    "estimate_arpa",
+    "arpa_counts",
+    "arpa_unigrams",
+    "load_kenlm",
+    "perplexity",
+    "build_ngram_lm",
+]
+
+ARPA_NAME = "lm.arpa"
+UNIGRAMS_NAME = "unigrams.txt"
+REPORT_NAME = "lm_report.json"
+CORPUS_NAME = "lm_corpus.txt"
+#: Values of ``estimator``: ``auto`` is ``lmplz`` when it is on PATH, else ``kaldingram``.
+ESTIMATORS = ("auto", "lmplz", "kaldingram")
+#: Symbols of an ARPA file that are not words.
+SPECIAL_WORDS = frozenset(("<s>", "</s>", "<unk>"))
+
+
+class LMError(ValueError):
+    """A language model file or its text that cannot be used (the message names the file)."""
+
+
+def lm_corpus(texts: Iterable[str], tokenizer, normalize: bool = False,
+              keep_latin: bool = False) -> Tuple[List[str], Counter]:
+    """The LM's training sentences: words the tokenizer spells without
+    ``[UNK]``; the others are dropped and counted.
+
+    Arguments
+    ---------
+    texts : iterable of str
+        Sentences. The recipe's CSV transcripts are already normalised.
+    tokenizer : CharTokenizer or SentencePieceCTCTokenizer
+        The CTC tokenizer (its ``unk_index``).
+    normalize : bool
+        Apply :func:`~speechbrain_w2vbert.text.normalize_nepali` first and
+        drop sentences with Latin letters (unless ``keep_latin``), as data
+        preparation does to transcripts (for extra text files).
+    keep_latin : bool
+        With ``normalize``: keep sentences holding Latin letters.
+
+    Returns
+    -------
+    lines : list of str
+        Sentences, words separated by one space (empty ones left out).
+    dropped : collections.Counter
+        Word -> count of the words left out.
+    """
+    lines, dropped, known = [], Counter(), {}
+    unk = tokenizer.unk_index
+    for text in texts:
+        if normalize:
+            text = normalize_nepali(text)
+            if not keep_latin and has_latin(text):
+                continue
+        words = []
+        for word in text.split():
+            if word not in known:
+                known[word] = unk not in tokenizer.encode(word)
+            if known[word]:
+                words.append(word)
+            else:
+                dropped[word] += 1
+        if words:
+            lines.append(" ".join(words))
+    return lines, dropped
+
+
+def _estimator(estimator: str) -> str:
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if estimator == "auto":
+        return "lmplz" if shutil.which("lmplz") else "kaldingram"
+    if estimator == "lmplz" and not shutil.which("lmplz"):
+        raise LMError("estimator 'lmplz' asked for, but lmplz is not on PATH (`make lmplz` builds it)")
+    return estimator
+
+
+def estimate_arpa(corpus: str, arpa: str, order: int = 4, estimator: str = "auto") -> str:
+    """Estimates a word n-gram LM of a text file (one sentence a line) and
+    writes it as ARPA (atomically: a ``.tmp`` file, then renamed).
+
+    Arguments
+    ---------
+    corpus : str
+        The text, one sentence a line, words separated by spaces.
+    arpa : str
+        The ARPA file to write.
+    order : int
+        N-gram order, 1-5 (default 4).
+    estimator : str
+        One of :data:`ESTIMATORS` (default ``auto``).
+
+    Returns
+    -------
+    str
+        The estimator used.
+    """
+    if not 1 <= order <= 5:
+        raise ValueError(f"order must be in 1..5, got {order}")
+    estimator = _estimator(estimator)
+    tmp = arpa + ".tmp"
+    if estimator == "lmplz":
+        # --discount_fallback: small corpora lack the counts-of-counts modified KN needs.
+        command = ["lmplz", "-o", str(order), "--text", corpus, "--arpa", tmp, "--discount_fallback",
+                   "-S", "20%", "-T", tempfile.gettempdir()]
+    else:
+        command = [sys.executable, "-m", "kaldingram.cli", "train", "--ngram-order", str(order),
+                   "--text", corpus, "--lm", tmp]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise LMError(f"{estimator} failed on {corpus} (exit {done.returncode}): {' | '.join(tail)}")
+    os.replace(tmp, arpa)
+    return estimator
+
+
+def arpa_counts(path: str) -> Dict[int, int]:
+    """The n-gram counts of an ARPA file's ``\\data\\`` header.
+
+    Raises
+    ------
+    LMError
+        The file is missing or is not ARPA.
+    """
+    counts = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("ngram ") and "=" in line:
+                    n, count = line[6:].split("=")
+                    counts[int(n)] = int(count)
+                elif line.startswith("\\1-grams:"):
+                    break
+    except FileNotFoundError:
+        raise LMError(f"{path}: no such language model file") from None
+    except (UnicodeDecodeError, ValueError) as error:
+        raise LMError(f"{path}: not an ARPA language model ({error})") from None
+    if not counts:
+        raise LMError(f"{path}: not an ARPA language model (no \\data\\ section with ngram counts)")
+    return counts
+
+
+def arpa_unigrams(path: str) -> List[str]:
+    """The words of an ARPA file's 1-grams (``<s>``, ``</s>``, ``<unk>`` left out)."""
+    words, inside = [], False
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line == "\\1-grams:":
+                inside = True
+            elif inside and line.startswith("\\"):
+                break
+            elif inside and line:
+                parts = line.split()
+                if len(parts) >= 2 and parts[1] not in SPECIAL_WORDS:
+                    words.append(parts[1])
+    if not words:
+        raise LMError(f"{path}: no words in its 1-grams section")
+    return words
+
+
+def load_kenlm(path: str):
+    """``kenlm.Model`` of an ARPA or KenLM binary file, with an error naming
+    the file when it is missing or corrupt."""
+    try:
+        import kenlm
+    except ImportError as error:
+        raise ImportError(f"LM decoding needs kenlm's Python module: pip install ufal.kenlm ({error})") from None
+    if not os.path.isfile(path):
+        raise LMError(f"{path}: no such language model file")
+    try:
+        return kenlm.Model(path)
+    except (OSError, RuntimeError, ValueError) as error:
+        message = str(error).strip().splitlines()
+        raise LMError(f"{path}: kenlm cannot read this language model ({message[0] if message else error})") from None
+
+
+def perplexity(model, lines: Sequence[str]) -> Tuple[float, float]:
+    """Perplexity (per word and sentence end, OOVs included as kenlm scores
+    them) and OOV rate of sentences under a ``kenlm.Model``.
+
+    Returns
+    -------
+    perplexity : float
+    oov_rate : float
+        Fraction of words not in the LM's vocabulary.
+    """
+    log10_sum, tokens, words, oov = 0.0, 0, 0, 0
+    for line in lines:
+        split = line.split()
+        log10_sum += model.score(line, bos=True, eos=True)
+        tokens += len(split) + 1
+        words += len(split)
+        oov += sum(word not in model for word in split)
+    if tokens == 0:
+        return float("nan"), float("nan")
+    return 10.0 ** (-log10_sum / tokens), (oov / words if words else 0.0)
+
+
+def _fingerprint(lines: Sequence[str], options: dict) -> str:
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode("utf-8"))
+    for line in lines:
+        digest.update(line.encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def build_ngram_lm(
+    train_csv: str,
+    save_folder: str,
+    tokenizer,
+    order: int = 4,
+    extra_texts: Sequence[str] = (),
+    dev_csv: Optional[str] = None,
+    estimator: str = "auto",
+) -> dict:
+    """Builds (or finds already built) the recipe's word n-gram LM.
+
+    Arguments
+    ---------
+    train_csv : str
+        The training CSV; its ``wrd`` column is the text (never dev or test).
+    save_folder : str
+        Where ``lm.arpa``, ``unigrams.txt``, ``lm_corpus.txt`` and
+        ``lm_report.json`` go (created).
+    tokenizer : CharTokenizer or SentencePieceCTCTokenizer
+        The CTC tokenizer: words it cannot spell are dropped (and reported).
+    order : int
+        N-gram order, 1-5 (default 4).
+    extra_texts : sequence of str
+        Text files (UTF-8, a sentence a line) added to the transcripts,
+        normalised as the transcripts are.
+    dev_csv : str, optional
+        Its transcripts give the report's perplexity and OOV rate.
+    estimator : str
+        ``auto`` (``lmplz`` if on PATH, else ``kaldingram``), ``lmplz`` or
+        ``kaldingram`` (default ``auto``).
+
+    Returns
+    -------
+    dict
+        The report (also in ``lm_report.json``), with the file paths.
+
+    Raises
+    ------
+    LMError
+        An empty text (naming the files), a missing extra text file, or an
+        estimator that fails.
+    """
+    os.makedirs(save_folder, exist_ok=True)
+    texts = read_csv_texts(train_csv)
+    lines, dropped = lm_corpus(texts, tokenizer)
+    for path in extra_texts:
+        if not os.path.isfile(path):
+            raise LMError(f"{path}: no such text file (lm_extra_texts)")
+        with open(path, encoding="utf-8") as f:
+            extra, extra_dropped = lm_corpus(f, tokenizer, normalize=True)
+        lines += extra
+        dropped += extra_dropped
+    sources = [train_csv, *extra_texts]
+    if not lines:
+        raise LMError(f"no text to estimate a language model from: {', '.join(sources)} hold no sentence "
+                      "the tokenizer can spell")
+    used = _estimator(estimator)
+    options = {"order": order, "estimator": used, "extra_texts": [os.path.abspath(p) for p in extra_texts]}
+    fingerprint = _fingerprint(lines, options)
+    paths = {name: os.path.join(save_folder, file) for name, file in
+             (("arpa", ARPA_NAME), ("unigrams", UNIGRAMS_NAME), ("report", REPORT_NAME), ("corpus", CORPUS_NAME))}
+    if os.path.isfile(paths["report"]) and os.path.isfile(paths["arpa"]):
+        with open(paths["report"], encoding="utf-8") as f:
+            old = json.load(f)
+        if old.get("fingerprint") == fingerprint:
+            logger.info("LM: %s is up to date (same text and options), not rebuilt", paths["arpa"])
+            return old
+
+    start = time.perf_counter()
+    tmp = paths["corpus"] + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, paths["corpus"])
+    estimate_arpa(paths["corpus"], paths["arpa"], order, used)
+    seconds = time.perf_counter() - start
+    model = load_kenlm(paths["arpa"])
+    unigrams = arpa_unigrams(paths["arpa"])
+    with open(paths["unigrams"] + ".tmp", "w", encoding="utf-8") as f:
+        f.write("\n".join(unigrams) + "\n")
+    os.replace(paths["unigrams"] + ".tmp", paths["unigrams"])
+
+    report = {
+        "order": order,
+        "estimator": used,
+        "ngram_counts": {str(n): c for n, c in arpa_counts(paths["arpa"]).items()},
+        "sentences": len(lines),
+        "words": sum(len(line.split()) for line in lines),
+        "vocabulary": len(unigrams),
+        "dropped_words": sum(dropped.values()),
+        "dropped_examples": [w for w, _ in dropped.most_common(10)],
+        "sources": sources,
+        "build_seconds": round(seconds, 2),
+        "fingerprint": fingerprint,
+        **paths,
+    }
+    if dev_csv and os.path.isfile(dev_csv):
+        ppl, oov = perplexity(model, lm_corpus(read_csv_texts(dev_csv), tokenizer)[0])
+        report["dev_perplexity"] = None if math.isnan(ppl) else round(ppl, 2)
+        report["dev_oov_rate"] = None if math.isnan(oov) else round(oov, 4)
+    with open(paths["report"] + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2, ensure_ascii=False)
+    os.replace(paths["report"] + ".tmp", paths["report"])
+    if dropped:
+        logger.warning("LM: %d word tokens the tokenizer cannot spell were dropped (e.g. %s)",
+                       report["dropped_words"], ", ".join(report["dropped_examples"][:5]))
+    logger.info("LM: %d-gram (%s) from %d sentences, %d words, vocabulary %d, counts %s, dev perplexity %s "
+                "(OOV %s), %.1f s -> %s", order, used, report["sentences"], report["words"], len(unigrams),
+                report["ngram_counts"], report.get("dev_perplexity"), report.get("dev_oov_rate"), seconds,
+                paths["arpa"])
+    return report

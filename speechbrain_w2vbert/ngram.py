@@ -235,8 +235,12 @@ def load_kenlm(path: str):
 
 
 def perplexity(model, lines: Sequence[str]) -> Tuple[float, float]:
-    """Perplexity (per word and sentence end, OOVs included as kenlm scores
-    them) and OOV rate of sentences under a ``kenlm.Model``.
+    """Perplexity and OOV rate of sentences under a ``kenlm.Model``.
+
+    As SRILM's ``ngram -ppl`` reports it: over the in-vocabulary words and
+    the sentence ends, OOV words left out (an ARPA without ``<unk>``, as
+    kaldingram writes, would give each one log10 p = -100 and the
+    perplexity would measure the OOVs only).
 
     Returns
     -------
@@ -244,16 +248,19 @@ def perplexity(model, lines: Sequence[str]) -> Tuple[float, float]:
     oov_rate : float
         Fraction of words not in the LM's vocabulary.
     """
-    log10_sum, tokens, words, oov = 0.0, 0, 0, 0
+    log10_sum, scored, words, oov = 0.0, 0, 0, 0
     for line in lines:
-        split = line.split()
-        log10_sum += model.score(line, bos=True, eos=True)
-        tokens += len(split) + 1
-        words += len(split)
-        oov += sum(word not in model for word in split)
-    if tokens == 0:
+        count = len(line.split())
+        words += count
+        for index, (log10_prob, _, is_oov) in enumerate(model.full_scores(line, bos=True, eos=True)):
+            if is_oov:
+                oov += index < count  # the last entry is </s>
+            else:
+                log10_sum += log10_prob
+                scored += 1
+    if scored == 0:
         return float("nan"), float("nan")
-    return 10.0 ** (-log10_sum / tokens), (oov / words if words else 0.0)
+    return 10.0 ** (-log10_sum / scored), (oov / words if words else 0.0)
 
 
 def _fingerprint(lines: Sequence[str], options: dict) -> str:

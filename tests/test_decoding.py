@@ -13,7 +13,7 @@ import torch
 
 from speechbrain_w2vbert.ctc import greedy_decode
 from speechbrain_w2vbert.decoding import LMBeamDecoder, error_counts, tune_lm_weights
-from speechbrain_w2vbert.ngram import LMError, build_ngram_lm, load_kenlm
+from speechbrain_w2vbert.ngram import LMError, build_ngram_lm, load_kenlm, perplexity
 from speechbrain_w2vbert.tokenizer import CharTokenizer
 from tests.helpers import MODEL
 
@@ -94,7 +94,10 @@ def test_lm_build_report_and_cache(lm, sample_corpus, tokenizer):
     with open(lm["report"], encoding="utf-8") as f:
         assert json.load(f)["fingerprint"] == lm["fingerprint"]
     assert lm["sentences"] == len(sample_corpus.rows("train")) and lm["dropped_words"] == 0
-    assert lm["dev_perplexity"] > 1 and 0 <= lm["dev_oov_rate"] < 1
+    assert 1 < lm["dev_perplexity"] < lm["vocabulary"] and 0 < lm["dev_oov_rate"] < 0.2  # OOVs left out of the ppl
+    model = load_kenlm(lm["arpa"])
+    sentence = sample_corpus.rows("train")[0]["wrd"]  # no OOV: kenlm's own perplexity
+    assert perplexity(model, [sentence]) == (pytest.approx(model.perplexity(sentence), rel=1e-6), 0.0)
     with open(lm["unigrams"], encoding="utf-8") as f:
         words = f.read().split()
     assert len(words) == lm["vocabulary"] == lm["ngram_counts"]["1"] - 2  # <s>, </s>

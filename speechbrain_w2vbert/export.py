@@ -360,16 +360,20 @@ def save_hf_folder(folder: str, encoder: torch.nn.Module, head: torch.nn.Linear,
         raise TypeError("the Hugging Face export needs the character tokenizer (vocab.json)")
     to_hf_ctc(encoder, head, tokenizer.blank_index).save_pretrained(folder)
     processor = hf_processor(encoder, tokenizer, folder)
-    if lm_decoder is not None and lm_decoder.uses_lm:
-        processor = hf_processor_with_lm(processor, lm_decoder)
-    processor.save_pretrained(folder)
+    with tempfile.TemporaryDirectory(prefix="lm-") as workdir:
+        if lm_decoder is not None and lm_decoder.uses_lm:
+            processor = hf_processor_with_lm(processor, lm_decoder, workdir)
+        processor.save_pretrained(folder)
     return folder
 
 
-def hf_processor_with_lm(processor, lm_decoder):
+def hf_processor_with_lm(processor, lm_decoder, workdir: str):
     """``Wav2Vec2ProcessorWithLM`` of a processor (:func:`hf_processor`) and
     the pyctcdecode decoder of an :class:`~speechbrain_w2vbert.decoding.LMBeamDecoder`'s
-    LM, weight and word bonus."""
+    LM, weight and word bonus. pyctcdecode tells ARPA from binary by the
+    file's extension: an LM named otherwise (an ``EncoderASR`` folder's
+    ``lm.ckpt``) is linked from ``workdir`` under a name it reads, so
+    ``workdir`` must outlive the processor's ``save_pretrained``."""
     import warnings
 
     try:
@@ -386,7 +390,7 @@ def hf_processor_with_lm(processor, lm_decoder):
     if os.path.splitext(lm_path)[1] not in (".arpa", ".bin", ".binary"):  # pyctcdecode names by extension
         with open(lm_path, "rb") as f:
             binary = f.read(4) == b"mmap"  # KenLM binary files start "mmap lm"
-        lm_path = os.path.join(tempfile.mkdtemp(prefix="lm-"), "lm.bin" if binary else "lm.arpa")
+        lm_path = os.path.join(workdir, "lm.bin" if binary else "lm.arpa")
         os.symlink(os.path.realpath(lm_decoder.lm_path), lm_path)
     decoder = build_ctcdecoder(labels, kenlm_model_path=lm_path, unigrams=lm_unigrams(lm_decoder.lm_path),
                                alpha=lm_decoder.lm_weight, beta=lm_decoder.word_bonus)

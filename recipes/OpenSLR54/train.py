@@ -248,11 +248,7 @@ class ASR(sb.Brain):
                 stats_meta={"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats
             )
             if if_main_process():
-                with open(self.hparams.test_wer_file, "w", encoding="utf-8") as w:
-                    w.write("CER\n")
-                    self.cer_metric.write_stats(w)
-                    w.write("\nWER\n")
-                    self.wer_metric.write_stats(w)
+                write_alignments(self.hparams.test_wer_file, self.cer_metric, self.wer_metric)
 
     # ------------------------------------------------------ LM decoding
     def log_probs_of(self, dataset, **loader_kwargs):
@@ -293,12 +289,8 @@ class ASR(sb.Brain):
         stats = {"CER": cer.summarize("error_rate"), "WER": wer.summarize("error_rate")}
         hparams.train_logger.log_stats(stats_meta={"Epoch loaded": hparams.epoch_counter.current, "decoding": "LM"},
                                        test_stats=stats)
-        with open(hparams.test_lm_wer_file, "w", encoding="utf-8") as w:
-            w.write(f"Beam search ({decoder.beam_size} beams) + {report['order']}-gram LM, weight "
-                    f"{decoder.lm_weight}, word bonus {decoder.word_bonus}\n\nCER\n")
-            cer.write_stats(w)
-            w.write("\nWER\n")
-            wer.write_stats(w)
+        write_alignments(hparams.test_lm_wer_file, cer, wer, f"Beam search ({decoder.beam_size} beams) + "
+                         f"{report['order']}-gram LM, weight {decoder.lm_weight}, word bonus {decoder.word_bonus}")
         self.lm_decoder = decoder
         self.lm_stats = {**stats, "lm_weight": decoder.lm_weight, "word_bonus": decoder.word_bonus,
                          "beam_size": decoder.beam_size, "order": report["order"]}
@@ -310,6 +302,16 @@ class ASR(sb.Brain):
         self.checkpointer.save_and_keep_only(
             meta=meta, min_keys=["WER"], num_to_keep=self.hparams.ckpt_keep, end_of_epoch=end_of_epoch
         )
+
+
+def write_alignments(path, cer, wer, title=""):
+    """The CER and WER statistics with per-utterance alignments, after an
+    optional title line."""
+    with open(path, "w", encoding="utf-8") as w:
+        w.write(f"{title}\n\nCER\n" if title else "CER\n")
+        cer.write_stats(w)
+        w.write("\nWER\n")
+        wer.write_stats(w)
 
 
 def dataio_prepare(hparams, tokenizer):

@@ -51,7 +51,7 @@ lmplz: .lmplz/bin/lmplz
 
 .lmplz/bin/lmplz: $(VENV)/.installed
 	rm -rf .lmplz && mkdir -p .lmplz/bin
-	$(PY) -m pip download --quiet --no-deps --no-binary :all: kenlm==0.3.0 -d .lmplz
+	$(PY) -m pip download --quiet --no-deps --no-build-isolation kenlm==0.3.0 -d .lmplz  # the sdist (kenlm has no wheels)
 	tar -xzf .lmplz/kenlm-0.3.0.tar.gz -C .lmplz
 	cmake -S .lmplz/kenlm-0.3.0 -B .lmplz/build -DCMAKE_BUILD_TYPE=Release
 	$(MAKE) -C .lmplz/build -j2 lmplz build_binary

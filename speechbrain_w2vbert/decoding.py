@@ -345,8 +345,9 @@ def error_counts(hyps: Sequence[str], refs: Sequence[str]) -> Dict[str, int]:
 _WORKER = {}
 
 
-def _init_worker(decoder, log_probs, refs):
-    torch.set_num_threads(1)
+def _init_worker(decoder, log_probs, refs, worker_process=True):
+    if worker_process:  # one thread per worker; the calling process keeps its own setting
+        torch.set_num_threads(1)
     _WORKER.update(decoder=decoder, log_probs=log_probs, refs=refs)
 
 
@@ -410,7 +411,7 @@ def tune_lm_weights(decoder: LMBeamDecoder, log_probs: Sequence[np.ndarray], ref
     start = time.perf_counter()
     workers = max(1, min(workers, len(points)))
     if workers == 1:
-        _init_worker(decoder, arrays, list(refs))
+        _init_worker(decoder, arrays, list(refs), worker_process=False)
         results = [_score_point(p) for p in points]
     else:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"

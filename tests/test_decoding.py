@@ -178,8 +178,10 @@ def test_tuning_is_cached(lm, tokenizer, test_log_probs, tmp_path):
     arrays = [lp.numpy() for lp in log_probs[:4]]
     cache = str(tmp_path / "tuning.json")
     decoder = LMBeamDecoder(tokenizer.tokens, lm_path=lm["arpa"], beam_size=5)
+    threads = torch.get_num_threads()
     first = tune_lm_weights(decoder, arrays, refs[:4], [0.5, 1.0], [1.0], cache_file=cache, cache_key="lm1")
-    assert os.path.isfile(cache)
+    assert os.path.isfile(cache) and first["workers"] == 1
+    assert torch.get_num_threads() == threads  # tuning in this process leaves its thread count alone
     with open(cache, "r+", encoding="utf-8") as f:  # mark the file: a reuse returns the mark
         data = json.load(f)
         data["marked"] = True

@@ -20,18 +20,16 @@ Authors: speechbrain-w2vbert contributors
 """
 
 from itertools import groupby
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
-__all__ = ["token_strings", "word_timestamps", "to_srt"]
+__all__ = ["token_strings", "word_timestamps", "word_times", "to_srt"]
 
 
 def token_strings(tokenizer) -> List[str]:
     """Text of each id for word timestamps: ``""`` for the blank, ``"|"``
     before a new word; SentencePiece pieces with ``▁`` as ``"|"`` + piece."""
-    if hasattr(tokenizer, "tokens"):  # CharTokenizer
-        return ["" if i == tokenizer.blank_index else t for i, t in enumerate(tokenizer.tokens)]
-    pieces = [tokenizer.sp.id_to_piece(i) for i in range(tokenizer.sp.get_piece_size())]
-    return [""] + ["|" + p[1:] if p.startswith("\u2581") else p for p in pieces]
+    tokens = ["" if i == tokenizer.blank_index else t for i, t in enumerate(tokenizer.tokens)]
+    return ["|" + t[1:] if t.startswith("\u2581") else t for t in tokens]  # SentencePiece word starts
 
 
 def word_timestamps(frame_ids: Sequence[int], tokens: Sequence[str], seconds_per_frame: float,
@@ -72,11 +70,21 @@ def word_timestamps(frame_ids: Sequence[int], tokens: Sequence[str], seconds_per
                 current["word"] += text
                 current["end"] = frame + length
         frame += length
-    return [
-        {"word": w["word"], "start": round(offset + w["start"] * seconds_per_frame, 3),
-         "end": round(offset + w["end"] * seconds_per_frame, 3)}
-        for w in words
-    ]
+    return word_times([(w["word"], w["start"], w["end"]) for w in words], seconds_per_frame, offset)
+
+
+def word_times(spans: Sequence[Tuple[str, int, int]], seconds_per_frame: float, offset: float = 0.0) -> List[Dict]:
+    """``{"word", "start", "end"}`` dicts of words' frame spans
+    ``(word, first frame, frame after the last)``, in seconds rounded to 1 ms
+    (what :func:`word_timestamps` returns, and the CLI's beam search).
+
+    Example
+    -------
+    >>> word_times([("राम", 0, 12), ("घर", 15, 30)], 0.02)
+    [{'word': 'राम', 'start': 0.0, 'end': 0.24}, {'word': 'घर', 'start': 0.3, 'end': 0.6}]
+    """
+    return [{"word": word, "start": round(offset + start * seconds_per_frame, 3),
+             "end": round(offset + end * seconds_per_frame, 3)} for word, start, end in spans]
 
 
 def _srt_time(seconds: float) -> str:

@@ -13,7 +13,7 @@ import torch
 
 from speechbrain_w2vbert.audio import read_audio
 from speechbrain_w2vbert.chunking import chunk_spans, stitch_chunks
-from speechbrain_w2vbert.timestamps import token_strings, word_timestamps
+from speechbrain_w2vbert.timestamps import token_strings, word_times, word_timestamps
 
 __all__ = ["Transcriber"]
 
@@ -93,10 +93,8 @@ class Transcriber:
         if self.decoder is not None:
             text, words = self.decoder.decode_with_words([log_probs])[0]
             result = {"text": text}
-            if timestamps:
-                spf = self.seconds_per_frame
-                result["words"] = [{"word": w, "start": round(s * spf, 3), "end": round((e + 1) * spf, 3)}
-                                   for w, s, e in words]
+            if timestamps:  # the searcher's spans end on their last frame
+                result["words"] = word_times([(w, s, e + 1) for w, s, e in words], self.seconds_per_frame)
             return result
         frame_ids = log_probs.argmax(-1).tolist()
         result = {"text": self.asr.tokenizer.decode_ctc(frame_ids)}

@@ -165,5 +165,14 @@ def test_sentencepiece_alternative(kind, vocab_size, train_csv, tmp_path):
         assert ids and min(ids) >= 1 and max(ids) < tok.vocab_size
         assert tok.decode_ids(ids) == text
         assert tok.decode_ctc(ctc_frames_for(ids, rng)) == text
+    # the pieces as beam search and word timestamps see them
+    assert tok.tokens[1:] == [tok.sp.id_to_piece(i) for i in range(tok.sp.get_piece_size())]
+    assert tok.tokens[tok.unk_index] == tok.sp.id_to_piece(tok.sp.unk_id())
+    from speechbrain_w2vbert.timestamps import token_strings, word_timestamps
+
+    text = read_csv_texts(train_csv)[0]
+    ids = tok.encode(text)
+    words = word_timestamps(ctc_frames_for(ids, rng), token_strings(tok), 0.02)
+    assert [w["word"] for w in words] == text.split()  # pieces starting with ▁ begin words
     with pytest.raises(ValueError):
         build_tokenizer("sp_unigram", str(tmp_path / "x"), train_csv)

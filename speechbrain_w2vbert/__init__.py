@@ -28,9 +28,13 @@ The package keeps its import light: the modules are imported on use.
 - :mod:`speechbrain_w2vbert.export`: ``EncoderASR`` and Hugging Face folders.
 - :mod:`speechbrain_w2vbert.plot`: training curves.
 - :mod:`speechbrain_w2vbert.audio`: reading audio files;
-  :mod:`speechbrain_w2vbert.chunking`: long files in overlapping chunks;
-  :mod:`speechbrain_w2vbert.timestamps`: word times and SRT;
-  :mod:`speechbrain_w2vbert.transcribe`: ``Transcriber``;
+  :mod:`speechbrain_w2vbert.segmentation`: long recordings cut at pauses
+  (silero-vad); :mod:`speechbrain_w2vbert.chunking`: long files or segments
+  in overlapping chunks; :mod:`speechbrain_w2vbert.timestamps`: word times
+  and confidences; :mod:`speechbrain_w2vbert.subtitles`: SRT and WebVTT;
+  :mod:`speechbrain_w2vbert.alignment`: forced alignment of known
+  transcripts, TextGrids; :mod:`speechbrain_w2vbert.quantization`: int8 CPU
+  inference; :mod:`speechbrain_w2vbert.transcribe`: ``Transcriber``;
   :mod:`speechbrain_w2vbert.cli`: the ``w2vbert-asr`` command.
 - :mod:`speechbrain_w2vbert.environment`: do torch, torchaudio, SpeechBrain
   and transformers import together, are the private names this package

@@ -98,8 +98,12 @@ class BucketedRelativeKeySelfAttention(Wav2Vec2BertSelfAttention):
         # ignores: its true gradient is exactly 0, and what autograd computes
         # is rounding noise that Adam would scale up to full-size updates, so
         # that two identical runs drift apart. It stays in the graph (DDP
-        # sees it used) with a gradient of exactly 0.
-        key = F.linear(hidden_states, self.linear_k.weight, self.linear_k.bias * 0.0)
+        # sees it used) with a gradient of exactly 0. (A quantised layer,
+        # inference only, is called as it is.)
+        if isinstance(self.linear_k, torch.nn.Linear):
+            key = F.linear(hidden_states, self.linear_k.weight, self.linear_k.bias * 0.0)
+        else:
+            key = self.linear_k(hidden_states)
         key = key.view(shape).transpose(1, 2)
         value = self.linear_v(hidden_states).view(shape).transpose(1, 2)
 

@@ -2,27 +2,47 @@
 
 ::
 
-    w2vbert-asr transcribe MODEL FILE... [--format text|json|tsv|srt] [--output PATH]
+    w2vbert-asr transcribe MODEL FILE... [--format text|json|tsv|srt|vtt] [--output PATH]
+        [--segment vad|fixed] [--min-pause 0.5] [--vad-threshold 0.5]
         [--batch-size 8] [--chunk-length 20] [--stride-length 4] [--timestamps word] [--device cpu]
-        [--lm | --no-lm] [--beam-size N] [--lm-weight A] [--word-bonus B]
-        [--hotwords WORD...] [--hotword-weight W]
+        [--int8] [--lm | --no-lm] [--beam-size N] [--lm-weight A] [--word-bonus B]
+        [--hotwords WORD...] [--hotword-weight W] [--mark-confidence C]
+        [--max-line-chars 42] [--max-cue-seconds 7]
+    w2vbert-asr align MODEL AUDIO TRANSCRIPT [AUDIO TRANSCRIPT...] [--format json|srt|vtt|textgrid]
+        [--output PATH] [--segment vad|fixed] [--int8] [--device cpu]
     w2vbert-asr export-hf MODEL OUT_DIR
 
 ``MODEL`` is an ``EncoderASR`` folder written by the recipe (``inference/``)
 or a hub repository with the same files; it is loaded with SpeechBrain's
 ``EncoderASR.from_hparams``, so the command and the Python API agree.
 Files of any format soundfile reads, at any rate and channel count, are
-down-mixed and resampled; short files are batched, files longer than
-``--chunk-length`` are transcribed in overlapping chunks
-(:mod:`speechbrain_w2vbert.transcribe`). A file that cannot be read, is
-empty or too short is reported on stderr with its name, the others are
-still transcribed, and the exit status is 1 if any file failed.
+down-mixed and resampled; short files are batched; files longer than
+``--chunk-length`` are cut at pauses by a voice-activity detector
+(``--segment vad``, the default; :mod:`speechbrain_w2vbert.segmentation`)
+and segments longer than a chunk, or whole files with ``--segment fixed``,
+are transcribed in overlapping chunks (:mod:`speechbrain_w2vbert.transcribe`).
+A file that cannot be read, is empty, too short or holds no speech is
+reported on stderr with its name, the others are still transcribed, and the
+exit status is 1 if any file failed.
 
 Formats: ``text`` one transcript per line (input order; failed files are
 left out); ``tsv`` ``file``, ``duration`` (s), ``text`` columns with a header;
-``json`` a list of ``{"file", "text", "duration"[, "words"]}`` (``"error"``
-instead for failed files); ``srt`` subtitles, one cue per word (``--output``
-must be a folder when there are several files: ``<folder>/<name>.srt``).
+``json`` a list of ``{"file", "text", "duration", "segments"[, "words"]}``
+(segments: ``{"start", "end", "text"[, "words"]}``; words: ``{"word",
+"start", "end", "confidence"}``; ``"error"`` instead for failed files);
+``srt`` and ``vtt`` subtitles: cues of at most two lines of
+``--max-line-chars`` and ``--max-cue-seconds``, split at word boundaries
+within speech segments (:mod:`speechbrain_w2vbert.subtitles`); words whose
+confidence is below ``--mark-confidence`` are in italics. ``--output`` must be
+a folder for subtitles of several files: ``<folder>/<name>.srt``.
+
+``align`` aligns known transcripts (UTF-8 text files, ``-`` for stdin;
+normalised as training normalises them) to their audio with CTC forced
+alignment (:meth:`speechbrain_w2vbert.transcribe.Transcriber.align_waveform`):
+word and character times with scores as ``json``, one cue per segment's
+words as ``srt``/``vtt``, or a Praat ``textgrid`` (tiers ``words`` and
+``chars``). ``--int8`` runs the encoder's linear layers in int8 (dynamic
+quantisation, :mod:`speechbrain_w2vbert.quantization`; CPU only).
 
 Decoding: a model folder with a word n-gram LM (``lm.ckpt``, written by the
 recipe) is decoded by beam search with it, with the beam size, LM weight and
@@ -50,11 +70,13 @@ import json
 import os
 import sys
 import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["build_parser", "load_model", "transcribe_files", "format_results", "main"]
+__all__ = ["build_parser", "load_model", "transcribe_files", "align_files", "format_results", "main"]
 
-FORMATS = ("text", "json", "tsv", "srt")
+FORMATS = ("text", "json", "tsv", "srt", "vtt")
+ALIGN_FORMATS = ("json", "srt", "vtt", "textgrid")
+SUFFIXES = {"srt": ".srt", "vtt": ".vtt", "textgrid": ".TextGrid", "json": ".json"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,18 +91,36 @@ def build_parser() -> argparse.ArgumentParser:
                          help="where SpeechBrain links/fetches the model files (default: a temporary folder)")
         sub.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
 
+    def audio_options(sub):
+        """How audio is cut and run (transcribe, align)."""
+        sub.add_argument("--segment", choices=("vad", "fixed"), default="vad",
+                         help="files longer than a chunk: cut at pauses (vad) or in fixed chunks (default: vad)")
+        sub.add_argument("--min-pause", type=float, default=0.5,
+                         help="seconds of non-speech that end a VAD segment (default: 0.5)")
+        sub.add_argument("--vad-threshold", type=float, default=0.5,
+                         help="speech probability of the voice-activity detector, in (0, 1) (default: 0.5)")
+        sub.add_argument("--batch-size", type=int, default=8,
+                         help="files, segments or chunks per forward pass (default: 8)")
+        sub.add_argument("--chunk-length", type=float, default=20.0,
+                         help="seconds per chunk; longer files are segmented, longer segments chunked (default: 20)")
+        sub.add_argument("--stride-length", type=float, default=4.0,
+                         help="seconds of context on each side of a chunk, dropped from its output (default: 4)")
+        sub.add_argument("--int8", action="store_true",
+                         help="int8 dynamic quantisation of the encoder's linear layers (CPU; faster, see README)")
+        sub.add_argument("--no-progress", action="store_true", help="no progress bar for chunked files")
+        sub.add_argument("--output", help="output file (or folder for subtitles/TextGrids of several files); "
+                                          "default stdout")
+
     sub = commands.add_parser("transcribe", help="transcribe audio files")
     model_options(sub)
     sub.add_argument("files", nargs="+", help="audio files (any format soundfile reads)")
     sub.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
-    sub.add_argument("--output", help="output file (or folder for srt with several files); default stdout")
-    sub.add_argument("--batch-size", type=int, default=8, help="files or chunks per forward pass (default: 8)")
-    sub.add_argument("--chunk-length", type=float, default=20.0,
-                     help="seconds per chunk; longer files are chunked (default: 20)")
-    sub.add_argument("--stride-length", type=float, default=4.0,
-                     help="seconds of context on each side of a chunk, dropped from its output (default: 4)")
-    sub.add_argument("--timestamps", choices=("word",), help="add word start/end times (json, srt)")
-    sub.add_argument("--no-progress", action="store_true", help="no progress bar for chunked files")
+    audio_options(sub)
+    sub.add_argument("--timestamps", choices=("word",), help="add word times and confidences (json)")
+    sub.add_argument("--mark-confidence", type=float, metavar="C",
+                     help="srt/vtt: words of confidence below C (0-1) in italics")
+    sub.add_argument("--max-line-chars", type=int, default=42, help="srt/vtt: characters per line (default: 42)")
+    sub.add_argument("--max-cue-seconds", type=float, default=7.0, help="srt/vtt: seconds per cue (default: 7)")
     sub.add_argument("--lm", action=argparse.BooleanOptionalAction, default=None,
                      help="beam search with the folder's word LM (default: when the folder has one)")
     sub.add_argument("--beam-size", type=int, help="beams per frame (default: the folder's)")
@@ -88,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--word-bonus", type=float, help="score added per word, beta (default: the folder's)")
     sub.add_argument("--hotwords", nargs="+", default=(), metavar="WORD", help="words or phrases to favour")
     sub.add_argument("--hotword-weight", type=float, help="bonus per hotword, natural-log units (default: 10)")
+
+    sub = commands.add_parser("align", help="align known transcripts to their audio (forced alignment)")
+    model_options(sub)
+    sub.add_argument("pairs", nargs="+", metavar="AUDIO TRANSCRIPT",
+                     help="audio files, each followed by its transcript (a UTF-8 text file, - for stdin)")
+    sub.add_argument("--format", choices=ALIGN_FORMATS, default="json", help="output format (default: json)")
+    audio_options(sub)
 
     sub = commands.add_parser("export-hf", help="write a transformers Wav2Vec2BertForCTC folder + processor")
     model_options(sub)
@@ -122,9 +169,42 @@ def transcribe_files(transcriber, paths: Sequence[str], timestamps: bool = False
     return results
 
 
-def format_results(results: Sequence[Dict], fmt: str) -> str:
-    """The successful results as ``text``, ``tsv``, ``json`` or ``srt`` (one file's words)."""
-    from speechbrain_w2vbert.timestamps import to_srt
+def align_files(transcriber, pairs: Sequence[Tuple[str, str]]) -> List[Dict]:
+    """Align ``(audio, transcript file)`` pairs; one dict per pair, in order,
+    with ``file`` and ``transcript`` and either the alignment
+    (:meth:`~speechbrain_w2vbert.transcribe.Transcriber.align_waveform`) or
+    ``error`` (the message of a pair that could not be aligned)."""
+    from speechbrain_w2vbert.alignment import AlignmentError
+    from speechbrain_w2vbert.audio import AudioError
+
+    results = []
+    for audio, transcript in pairs:
+        result = {"file": audio, "transcript": transcript}
+        try:
+            if transcript == "-":
+                text = sys.stdin.read()
+            else:
+                with open(transcript, encoding="utf-8") as f:
+                    text = f.read()
+        except (OSError, UnicodeDecodeError) as error:
+            results.append({**result, "error": f"transcript {transcript}: {error}"})
+            continue
+        try:
+            result.update(transcriber.align_waveform(transcriber.read(audio), text))
+        except AlignmentError as error:
+            result["error"] = f"transcript {transcript}: {error}"
+        except AudioError as error:
+            result["error"] = str(error)
+        results.append(result)
+    return results
+
+
+def format_results(results: Sequence[Dict], fmt: str, **cue_options) -> str:
+    """The successful results as ``text``, ``tsv``, ``json`` (all results),
+    ``srt``, ``vtt`` (cues of their segments' words,
+    :func:`speechbrain_w2vbert.subtitles.subtitle_cues` with ``cue_options``)
+    or ``textgrid`` (one alignment)."""
+    from speechbrain_w2vbert.subtitles import subtitle_cues, to_srt, to_vtt
 
     ok = [r for r in results if "error" not in r]
     if fmt == "json":
@@ -135,8 +215,13 @@ def format_results(results: Sequence[Dict], fmt: str) -> str:
         writer.writerow(["file", "duration", "text"])
         writer.writerows([r["file"], r["duration"], r["text"]] for r in ok)
         return buffer.getvalue()
-    if fmt == "srt":
-        return "".join(to_srt(r["words"]) for r in ok)
+    if fmt in ("srt", "vtt"):
+        cues = [cue for r in ok for cue in subtitle_cues(r["segments"], **cue_options)]
+        return to_srt(cues) if fmt == "srt" else to_vtt(cues)
+    if fmt == "textgrid":
+        from speechbrain_w2vbert.alignment import to_textgrid
+
+        return "".join(to_textgrid(r["words"], r["duration"]) for r in ok)
     return "".join(r["text"] + "\n" for r in ok)
 
 
@@ -149,15 +234,25 @@ def _write(text: str, path: Optional[str]) -> None:
             f.write(text)
 
 
-def _write_srt(results: Sequence[Dict], output: Optional[str]) -> None:
-    ok = [r for r in results if "error" not in r]
-    if len(results) == 1 or output is None:
-        _write(format_results(ok, "srt"), output)
+def _write_results(results: Sequence[Dict], fmt: str, output: Optional[str], **cue_options) -> None:
+    """One output for all results, except subtitles and TextGrids of several
+    files: one file each in the folder ``output`` (``<name>.srt``...)."""
+    if fmt not in ("srt", "vtt", "textgrid") or len(results) == 1 or output is None:
+        _write(format_results(results, fmt, **cue_options), output)
         return
     os.makedirs(output, exist_ok=True)
-    for result in ok:
-        name = os.path.splitext(os.path.basename(result["file"]))[0] + ".srt"
-        _write(format_results([result], "srt"), os.path.join(output, name))
+    for result in results:
+        if "error" not in result:
+            name = os.path.splitext(os.path.basename(result["file"]))[0] + SUFFIXES[fmt]
+            _write(format_results([result], fmt, **cue_options), os.path.join(output, name))
+
+
+def _report(results: Sequence[Dict]) -> int:
+    """Prints each failure on stderr with its file; the exit status."""
+    for result in results:
+        if "error" in result:
+            print(f"w2vbert-asr: {result['file']}: {result['error']}", file=sys.stderr)
+    return 1 if any("error" in r for r in results) else 0
 
 
 def folder_decoder(asr):
@@ -184,25 +279,59 @@ def _decoder(args, asr):
         raise SystemExit(f"w2vbert-asr: {error}") from None
 
 
-def _run_transcribe(args, asr) -> int:
+def _transcriber(args, asr, decoder=None):
+    """The Transcriber the audio options ask for (exits on bad options)."""
+    from speechbrain_w2vbert.segmentation import VoiceActivitySegmenter
     from speechbrain_w2vbert.transcribe import Transcriber
 
-    if args.format == "srt" and len(args.files) > 1 and args.output is None:
-        raise SystemExit("w2vbert-asr: --format srt with several files needs --output FOLDER")
+    if args.int8:
+        from speechbrain_w2vbert.quantization import quantize_asr_int8
+
+        try:
+            quantize_asr_int8(asr)
+        except ValueError as error:
+            raise SystemExit(f"w2vbert-asr: {error}") from None
+    segmenter = None
+    if args.segment == "vad":
+        try:
+            segmenter = VoiceActivitySegmenter(int(getattr(asr.hparams, "sample_rate", 16000)),
+                                               threshold=args.vad_threshold, min_pause=args.min_pause)
+        except ValueError as error:
+            raise SystemExit(f"w2vbert-asr: --vad-threshold/--min-pause: {error}") from None
     try:
-        transcriber = Transcriber(asr, args.chunk_length, args.stride_length, args.batch_size,
-                                  progress=False if args.no_progress else None, decoder=_decoder(args, asr))
+        return Transcriber(asr, args.chunk_length, args.stride_length, args.batch_size,
+                           progress=False if args.no_progress else None, decoder=decoder, segmenter=segmenter)
     except ValueError as error:  # chunk/stride lengths that cannot tile a file
         raise SystemExit(f"w2vbert-asr: --chunk-length/--stride-length: {error}") from None
-    results = transcribe_files(transcriber, args.files, timestamps=args.timestamps == "word" or args.format == "srt")
-    for result in results:
-        if "error" in result:
-            print(f"w2vbert-asr: {result['file']}: {result['error']}", file=sys.stderr)
-    if args.format == "srt":
-        _write_srt(results, args.output)
-    else:
-        _write(format_results(results, args.format), args.output)
-    return 1 if any("error" in r for r in results) else 0
+
+
+def _needs_folder(args, count: int) -> None:
+    if args.format in ("srt", "vtt", "textgrid") and count > 1 and args.output is None:
+        raise SystemExit(f"w2vbert-asr: --format {args.format} with several files needs --output FOLDER")
+
+
+def _run_transcribe(args, asr) -> int:
+    _needs_folder(args, len(args.files))
+    if args.mark_confidence is not None and not 0 <= args.mark_confidence <= 1:
+        raise SystemExit("w2vbert-asr: --mark-confidence must be in [0, 1]")
+    transcriber = _transcriber(args, asr, _decoder(args, asr))
+    subtitles = args.format in ("srt", "vtt")
+    results = transcribe_files(transcriber, args.files, timestamps=args.timestamps == "word" or subtitles)
+    cue_options = {"max_chars": args.max_line_chars, "max_duration": args.max_cue_seconds,
+                   "mark_below": args.mark_confidence} if subtitles else {}
+    _write_results(results, args.format, args.output, **cue_options)
+    return _report(results)
+
+
+def _run_align(args, asr) -> int:
+    if len(args.pairs) % 2:
+        raise SystemExit("w2vbert-asr align: give each audio file with its transcript: AUDIO TRANSCRIPT [AUDIO "
+                         f"TRANSCRIPT...] (got {len(args.pairs)} paths)")
+    pairs = list(zip(args.pairs[::2], args.pairs[1::2]))
+    _needs_folder(args, len(pairs))
+    results = align_files(_transcriber(args, asr), pairs)
+    _write_results(results, args.format, args.output)
+    return _report(results)
 
 
 def _run_export(args, asr) -> int:
@@ -222,6 +351,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         asr = load_model(args.model, savedir, args.device)
         if args.command == "transcribe":
             return _run_transcribe(args, asr)
+        if args.command == "align":
+            return _run_align(args, asr)
         return _run_export(args, asr)
 
 

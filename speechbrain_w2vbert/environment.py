@@ -87,6 +87,8 @@ PRIVATE_APIS = (
     ("speechbrain", "speechbrain.core.Brain._should_save_intra_epoch_ckpt",
      "recipes/OpenSLR54/train.py: intra-epoch checkpoints only between updates"),
     ("speechbrain", "speechbrain.core.Brain._save_intra_epoch_ckpt", "tests/recipe_runner.py: kill after a checkpoint"),
+    ("torch", "torch.ao.quantization.quantize_dynamic",
+     "quantization.quantize_linear_int8: --int8 (deprecated by torch for torchao, still in the tested torch)"),
 )
 
 #: Distributions never written to the lock: the project itself (installed

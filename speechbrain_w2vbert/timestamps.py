@@ -1,28 +1,23 @@
-"""Word start and end times from greedy CTC frames, and SRT subtitles.
+"""Word start and end times, and confidences, from a CTC frame path (the
+greedy one or a forced alignment). Subtitles are made of them in
+:mod:`speechbrain_w2vbert.subtitles`.
 
 Example
 -------
->>> words = word_timestamps([0, 5, 5, 0, 6, 2, 2, 7, 0, 0], ["", "[UNK]", "|", "क", "ख", "र", "म", "घ"],
-...                         seconds_per_frame=0.02)
->>> words
+>>> tokens = ["", "[UNK]", "|", "क", "ख", "र", "म", "घ"]
+>>> word_timestamps([0, 5, 5, 0, 6, 2, 2, 7, 0, 0], tokens, seconds_per_frame=0.02)
 [{'word': 'रम', 'start': 0.02, 'end': 0.1}, {'word': 'घ', 'start': 0.14, 'end': 0.16}]
->>> print(to_srt(words))
-1
-00:00:00,020 --> 00:00:00,100
-रम
-<BLANKLINE>
-2
-00:00:00,140 --> 00:00:00,160
-घ
-<BLANKLINE>
+>>> probs = [0.9, 0.8, 0.6, 0.9, 0.4, 0.9, 0.9, 0.5, 0.9, 0.9]
+>>> word_timestamps([0, 5, 5, 0, 6, 2, 2, 7, 0, 0], tokens, 0.02, frame_probs=probs)[0]["confidence"]
+0.55
 
 Authors: speechbrain-w2vbert contributors
 """
 
 from itertools import groupby
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["token_strings", "word_timestamps", "word_times", "to_srt"]
+__all__ = ["token_strings", "token_runs", "word_timestamps", "word_times"]
 
 
 def token_strings(tokenizer) -> List[str]:
@@ -32,45 +27,85 @@ def token_strings(tokenizer) -> List[str]:
     return ["|" + t[1:] if t.startswith("\u2581") else t for t in tokens]  # SentencePiece word starts
 
 
+def token_runs(frame_ids: Sequence[int], frame_probs: Optional[Sequence[float]] = None) -> List[Tuple[int, int, int, float]]:
+    """Runs of repeated ids of a CTC frame path: ``(id, first frame, frame
+    after the last, mean of frame_probs over the run)`` (mean 1.0 without
+    ``frame_probs``); blank runs included.
+
+    Example
+    -------
+    >>> token_runs([0, 3, 3, 0, 4], [0.9, 0.8, 0.6, 1.0, 0.5])
+    [(0, 0, 1, 0.9), (3, 1, 3, 0.7), (0, 3, 4, 1.0), (4, 4, 5, 0.5)]
+    """
+    runs, frame = [], 0
+    for token_id, run in groupby(frame_ids):
+        length = len(list(run))
+        mean = 1.0 if frame_probs is None else float(sum(frame_probs[frame:frame + length])) / length
+        runs.append((token_id, frame, frame + length, round(mean, 6)))
+        frame += length
+    return runs
+
+
 def word_timestamps(frame_ids: Sequence[int], tokens: Sequence[str], seconds_per_frame: float,
-                    offset: float = 0.0) -> List[Dict]:
-    """Words with start and end times from greedy CTC frame ids.
+                    offset: float = 0.0, frame_probs: Optional[Sequence[float]] = None,
+                    characters: bool = False) -> List[Dict]:
+    """Words with start and end times (and confidences) from a CTC frame path.
 
     A token starts at the first frame of its run of repeated ids and ends
     after its last; a word runs from its first token's start to its last
-    token's end; ``|`` (or a SentencePiece ``▁``) separates words.
+    token's end; ``|`` (or a SentencePiece ``▁``) separates words. The path
+    is the greedy one (argmax ids) or a forced alignment
+    (:mod:`speechbrain_w2vbert.alignment`).
 
     Arguments
     ---------
     frame_ids : sequence of int
-        Argmax id of every frame.
+        Id of every frame on the path.
     tokens : sequence of str
         :func:`token_strings` of the tokenizer.
     seconds_per_frame : float
         Frame period (0.02 for w2v-BERT 2.0 without adapter).
     offset : float
         Time of frame 0, in seconds.
+    frame_probs : sequence of float, optional
+        Posterior of the path's id at every frame; each word then gets a
+        ``confidence``: the mean over its tokens of their posterior averaged
+        over the token's frames (in [0, 1]).
+    characters : bool
+        Also give each word's tokens (``"chars"``: ``{"char", "start", "end"
+        [, "confidence"]}``).
 
     Returns
     -------
     list of dict
-        ``{"word", "start", "end"}``, times in seconds rounded to 1 ms.
+        ``{"word", "start", "end"[, "confidence"][, "chars"]}``, times in
+        seconds rounded to 1 ms.
     """
-    words, current, frame = [], None, 0
-    for token_id, run in groupby(frame_ids):
-        length = len(list(run))
+    words, current = [], None
+    for token_id, first, after, prob in token_runs(frame_ids, frame_probs):
         text = tokens[token_id]
+        if not text:
+            continue
+        if text.startswith("|"):
+            current, text = None, text[1:]
         if text:
-            if text.startswith("|"):
-                current, text = None, text[1:]
-            if text and current is None:
-                current = {"word": "", "start": frame, "end": frame}
+            if current is None:
+                current = {"word": "", "start": first, "tokens": []}
                 words.append(current)
-            if current is not None:
-                current["word"] += text
-                current["end"] = frame + length
-        frame += length
-    return word_times([(w["word"], w["start"], w["end"]) for w in words], seconds_per_frame, offset)
+            current["word"] += text
+            current["end"] = after
+            current["tokens"].append((text, first, after, prob))
+    results = word_times([(w["word"], w["start"], w["end"]) for w in words], seconds_per_frame, offset)
+    for result, word in zip(results, words):
+        if frame_probs is not None:
+            result["confidence"] = round(sum(t[3] for t in word["tokens"]) / len(word["tokens"]), 4)
+        if characters:
+            times = word_times([t[:3] for t in word["tokens"]], seconds_per_frame, offset)
+            result["chars"] = [{"char": t["word"], "start": t["start"], "end": t["end"]} for t in times]
+            if frame_probs is not None:
+                for char, token in zip(result["chars"], word["tokens"]):
+                    char["confidence"] = round(token[3], 4)
+    return results
 
 
 def word_times(spans: Sequence[Tuple[str, int, int]], seconds_per_frame: float, offset: float = 0.0) -> List[Dict]:
@@ -85,21 +120,3 @@ def word_times(spans: Sequence[Tuple[str, int, int]], seconds_per_frame: float, 
     """
     return [{"word": word, "start": round(offset + start * seconds_per_frame, 3),
              "end": round(offset + end * seconds_per_frame, 3)} for word, start, end in spans]
-
-
-def _srt_time(seconds: float) -> str:
-    millis = int(round(seconds * 1000))
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
-
-
-def to_srt(words: Sequence[Dict], words_per_cue: int = 1) -> str:
-    """SubRip subtitles: one cue per ``words_per_cue`` words."""
-    cues = []
-    for n, i in enumerate(range(0, len(words), words_per_cue), start=1):
-        group = words[i:i + words_per_cue]
-        text = " ".join(w["word"] for w in group)
-        cues.append(f"{n}\n{_srt_time(group[0]['start'])} --> {_srt_time(group[-1]['end'])}\n{text}\n")
-    return "\n".join(cues)

@@ -1,46 +1,62 @@
-"""Transcribing real recordings with an ``EncoderASR`` model: batches of
-short files (sorted by length), long files in overlapping chunks
-(:mod:`speechbrain_w2vbert.chunking`), word timestamps
-(:mod:`speechbrain_w2vbert.timestamps`); audio is read by
+"""Transcribing and aligning real recordings with an ``EncoderASR`` model:
+batches of short files (sorted by length); long files cut at pauses into
+speech segments (:mod:`speechbrain_w2vbert.segmentation`), a segment longer
+than a chunk (or, with ``segmenter=None``, the whole file) in overlapping
+chunks (:mod:`speechbrain_w2vbert.chunking`); word timestamps and
+confidences (:mod:`speechbrain_w2vbert.timestamps`); forced alignment of
+known transcripts (:mod:`speechbrain_w2vbert.alignment`). Audio is read by
 :func:`speechbrain_w2vbert.audio.read_audio`.
 
 Authors: speechbrain-w2vbert contributors
 """
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from speechbrain_w2vbert.audio import read_audio
+from speechbrain_w2vbert.alignment import AlignmentError, align_ids, split_transcript, transcript_ids
+from speechbrain_w2vbert.audio import AudioError, read_audio
 from speechbrain_w2vbert.chunking import chunk_spans, stitch_chunks
+from speechbrain_w2vbert.segmentation import VoiceActivitySegmenter
+from speechbrain_w2vbert.text import normalize_nepali
 from speechbrain_w2vbert.timestamps import token_strings, word_times, word_timestamps
 
-__all__ = ["Transcriber"]
+__all__ = ["Transcriber", "NoSpeechError"]
+
+
+class NoSpeechError(AudioError):
+    """The voice-activity detector found no speech in a recording."""
 
 
 class Transcriber:
-    """Transcribes waveforms with an ``EncoderASR`` whose ``encode_batch``
-    returns blank-masked CTC log-probabilities (the folders written by
-    :func:`speechbrain_w2vbert.export.export_inference_folder`).
+    """Transcribes and aligns waveforms with an ``EncoderASR`` whose
+    ``encode_batch`` returns blank-masked CTC log-probabilities (the folders
+    written by :func:`speechbrain_w2vbert.export.export_inference_folder`).
 
     Arguments
     ---------
     asr : speechbrain.inference.ASR.EncoderASR
         The loaded model.
     chunk_length : float
-        Seconds per chunk; longer files are chunked (default 20).
+        Seconds per chunk: longer files are segmented, longer segments
+        chunked (default 20).
     stride_length : float
         Seconds of context dropped on each side of a chunk (default 4).
     batch_size : int
-        Files (short ones) or chunks (long ones) per forward pass.
+        Files, segments or chunks per forward pass (default 8).
     progress : bool or None
         Progress bar over the chunks of a long file (None: only on a terminal).
     decoder : speechbrain_w2vbert.decoding.LMBeamDecoder, optional
         Beam search (with its LM) instead of greedy decoding.
+    segmenter : VoiceActivitySegmenter, "vad" or None
+        Cuts files longer than a chunk at pauses (default "vad": a
+        :class:`VoiceActivitySegmenter` with its defaults); None cuts them in
+        fixed overlapping chunks only.
     """
 
     def __init__(self, asr, chunk_length: float = 20.0, stride_length: float = 4.0, batch_size: int = 8,
-                 progress: Optional[bool] = None, decoder=None):
+                 progress: Optional[bool] = None, decoder=None,
+                 segmenter: Union[VoiceActivitySegmenter, str, None] = "vad"):
         self.asr = asr
         self.decoder = decoder
         self.sample_rate = int(getattr(asr.hparams, "sample_rate", 16000))
@@ -52,6 +68,12 @@ class Transcriber:
         chunk_spans(self.chunk + 1, self.chunk, self.stride, self.frame)  # validates the lengths
         self.batch_size = batch_size
         self.progress = progress
+        if segmenter == "vad":
+            segmenter = VoiceActivitySegmenter(self.sample_rate)
+        elif isinstance(segmenter, str):
+            raise ValueError(f"segmenter must be 'vad', None or a VoiceActivitySegmenter, got {segmenter!r}")
+        self.segmenter = segmenter
+        self.tokenizer = asr.tokenizer
         self.tokens = token_strings(asr.tokenizer)
 
     def read(self, path: str) -> torch.Tensor:
@@ -65,11 +87,11 @@ class Transcriber:
         longest = max(w.shape[0] for w in wavs)
         batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
         lens = torch.tensor([w.shape[0] / longest for w in wavs])
-        return list(self.asr.encode_batch(batch, lens).cpu())
+        return list(self.asr.encode_batch(batch, lens).float().cpu())
 
     @torch.no_grad()
     def frame_log_probs(self, wav: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities [T, V] of one file, chunked if longer than a chunk."""
+        """Log-probabilities [T, V] of one waveform, chunked if longer than a chunk."""
         from tqdm import tqdm
 
         spans = chunk_spans(wav.shape[0], self.chunk, self.stride, self.frame)
@@ -86,35 +108,169 @@ class Transcriber:
                 bar.update(len(group))
         return stitch_chunks(outputs, spans, self.frame, self.asr.tokenizer.blank_index)
 
-    def decode(self, log_probs: torch.Tensor, timestamps: bool = False) -> Dict:
+    def pieces_log_probs(self, pieces: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        """Log-probabilities [T, V] of each waveform: those up to a chunk
+        long batched by length, longer ones chunked."""
+        results: List[Optional[torch.Tensor]] = [None] * len(pieces)
+        short = sorted((i for i, w in enumerate(pieces) if w.shape[0] <= self.chunk),
+                       key=lambda i: pieces[i].shape[0])
+        for start in range(0, len(short), self.batch_size):
+            ids = short[start:start + self.batch_size]
+            for i, lp in zip(ids, self._log_probs([pieces[i] for i in ids])):
+                results[i] = lp
+        for i, wav in enumerate(pieces):
+            if results[i] is None:
+                results[i] = self.frame_log_probs(wav)
+        return results
+
+    def segments(self, wav: torch.Tensor) -> List[Tuple[int, int]]:
+        """Sample spans ``[(start, end), ...]`` transcribed separately: the
+        whole waveform when it is no longer than a chunk or there is no
+        segmenter, else its speech segments.
+
+        Raises
+        ------
+        NoSpeechError
+            The segmenter found no speech.
+        """
+        if wav.shape[0] <= self.chunk or self.segmenter is None:
+            return [(0, wav.shape[0])]
+        spans = self.segmenter(wav)
+        if not spans:
+            raise NoSpeechError(f"no speech found by the voice-activity detector in "
+                                f"{wav.shape[0] / self.sample_rate:.1f} s (--segment fixed transcribes it anyway)")
+        return spans
+
+    def path_words(self, path: Sequence[int], log_probs: torch.Tensor, offset: float = 0.0,
+                   characters: bool = False) -> List[Dict]:
+        """Words with times and confidences of a frame path through ``log_probs``."""
+        probs = log_probs.gather(1, torch.as_tensor(path)[:, None]).squeeze(1).exp().tolist()
+        return word_timestamps(path, self.tokens, self.seconds_per_frame, offset, probs, characters)
+
+    def decode(self, log_probs: torch.Tensor, timestamps: bool = False, offset: float = 0.0) -> Dict:
         """Greedy text (as ``EncoderASR.transcribe_batch`` gives it) or the
-        beam search's with the decoder, and the words with times if
-        ``timestamps``."""
+        beam search's with the decoder, and with ``timestamps`` the words
+        with times (from ``offset`` seconds) and confidences (the posteriors
+        of the greedy path, or of the beam search's text aligned)."""
         if self.decoder is not None:
             text, words = self.decoder.decode_with_words([log_probs])[0]
             result = {"text": text}
-            if timestamps:  # the searcher's spans end on their last frame
-                result["words"] = word_times([(w, s, e + 1) for w, s, e in words], self.seconds_per_frame)
+            if timestamps:
+                try:
+                    ids = self.tokenizer.encode(text)
+                    path, _ = align_ids(log_probs, ids, self.tokenizer.blank_index)
+                    result["words"] = self.path_words(path, log_probs, offset)
+                except AlignmentError:  # no text, or one it cannot spell: the searcher's spans (end on their last frame)
+                    result["words"] = word_times([(w, s, e + 1) for w, s, e in words], self.seconds_per_frame, offset)
             return result
-        frame_ids = log_probs.argmax(-1).tolist()
-        result = {"text": self.asr.tokenizer.decode_ctc(frame_ids)}
+        path = log_probs.argmax(-1).tolist()
+        result = {"text": self.asr.tokenizer.decode_ctc(path)}
         if timestamps:
-            result["words"] = word_timestamps(frame_ids, self.tokens, self.seconds_per_frame)
+            result["words"] = self.path_words(path, log_probs, offset)
         return result
 
-    def transcribe_waveforms(self, wavs: Sequence[torch.Tensor], timestamps: bool = False) -> List[Dict]:
-        """Transcribe waveforms (at the model's rate): short ones batched by
-        length, long ones chunked. Returns one dict per waveform, in order:
-        ``text``, ``duration`` (s) and, with ``timestamps``, ``words``."""
-        results = [None] * len(wavs)
-        short = sorted((i for i, w in enumerate(wavs) if w.shape[0] <= self.chunk), key=lambda i: wavs[i].shape[0])
-        for start in range(0, len(short), self.batch_size):
-            ids = short[start:start + self.batch_size]
-            for i, lp in zip(ids, self._log_probs([wavs[i] for i in ids])):
-                results[i] = self.decode(lp, timestamps)
+    def at_model_rate(self, wav: torch.Tensor, sample_rate: Optional[int]) -> torch.Tensor:
+        """``wav`` (1-D, at ``sample_rate`` Hz; None: the model's rate)
+        resampled to the model's rate, as :func:`read_audio` resamples files."""
+        if wav.dim() != 1:
+            raise ValueError(f"expected a 1-D waveform (mono), got shape {tuple(wav.shape)}")
+        if sample_rate is None or sample_rate == self.sample_rate:
+            return wav
+        import torchaudio
+
+        return torchaudio.functional.resample(wav, sample_rate, self.sample_rate)
+
+    def transcribe_waveforms(self, wavs: Sequence[torch.Tensor], timestamps: bool = False,
+                             sample_rate: Optional[int] = None) -> List[Dict]:
+        """Transcribe 1-D waveforms at ``sample_rate`` Hz (default: the
+        model's rate; others are resampled).
+
+        Returns one dict per waveform, in order: ``text``, ``duration`` (s),
+        ``segments`` (``{"start", "end", "text"}`` in s) and, with
+        ``timestamps``, ``words`` (``{"word", "start", "end", "confidence"}``,
+        also in each segment); a waveform in which the segmenter finds no
+        speech gets ``error`` instead.
+        """
+        results: List[Dict] = []
+        items, pieces = [], []  # (waveform, start, end) of each piece
+        wavs = [self.at_model_rate(w, sample_rate) for w in wavs]
         for i, wav in enumerate(wavs):
-            if results[i] is None:
-                results[i] = self.decode(self.frame_log_probs(wav), timestamps)
-        for i, wav in enumerate(wavs):
-            results[i]["duration"] = round(wav.shape[0] / self.sample_rate, 3)
+            results.append({"duration": round(wav.shape[0] / self.sample_rate, 3)})
+            try:
+                spans = self.segments(wav)
+            except NoSpeechError as error:
+                results[i]["error"] = str(error)
+                continue
+            for start, end in spans:
+                items.append((i, start, end))
+                pieces.append(wav[start:end])
+        segments: List[List[Dict]] = [[] for _ in wavs]
+        for (i, start, end), lp in zip(items, self.pieces_log_probs(pieces)):
+            decoded = self.decode(lp, timestamps, offset=start / self.sample_rate)
+            segments[i].append({"start": round(start / self.sample_rate, 3), "end": round(end / self.sample_rate, 3),
+                                **decoded})
+        for result, parts in zip(results, segments):
+            if "error" in result:
+                continue
+            result["text"] = " ".join(p["text"] for p in parts if p["text"])
+            if timestamps:
+                result["words"] = [w for p in parts for w in p["words"]]
+            result["segments"] = parts
         return results
+
+    def align_waveform(self, wav: torch.Tensor, transcript: str, sample_rate: Optional[int] = None) -> Dict:
+        """Forced alignment of a known transcript (normalised with
+        :func:`speechbrain_w2vbert.text.normalize_nepali`) to a 1-D waveform
+        at ``sample_rate`` Hz (default: the model's rate; others are
+        resampled); long ones segment by segment (see
+        :mod:`speechbrain_w2vbert.alignment`).
+
+        Returns
+        -------
+        dict
+            ``text`` (the normalised transcript), ``duration``, ``score``
+            (mean of the words' scores), ``words`` (``{"word", "start",
+            "end", "score", "chars": [{"char", "start", "end", "score"}]}``;
+            a score is the mean posterior of the path's tokens, in [0, 1])
+            and ``segments`` (``{"start", "end", "text", "words"}``).
+
+        Raises
+        ------
+        AlignmentError
+            Empty transcript, characters outside the model's vocabulary, a
+            transcript (or a segment's share of it) too long for its audio.
+        NoSpeechError
+            A long recording in which the segmenter finds no speech.
+        """
+        text = normalize_nepali(transcript)
+        transcript_ids(self.tokenizer, text)  # names the characters the model cannot write
+        wav = self.at_model_rate(wav, sample_rate)
+        spans = self.segments(wav)
+        log_probs = self.pieces_log_probs([wav[a:b] for a, b in spans])
+        words = text.split()
+        if len(spans) > 1:
+            hypotheses = [self.tokenizer.decode_ctc(lp.argmax(-1).tolist()) for lp in log_probs]
+            shares = split_transcript(words, hypotheses)
+        else:
+            shares = [words]
+        segments = []
+        for (start, end), lp, share in zip(spans, log_probs, shares):
+            segment = {"start": round(start / self.sample_rate, 3), "end": round(end / self.sample_rate, 3),
+                       "text": " ".join(share), "words": []}
+            if share:
+                try:
+                    path, _ = align_ids(lp, transcript_ids(self.tokenizer, segment["text"]),
+                                        self.tokenizer.blank_index, self.seconds_per_frame)
+                except AlignmentError as error:
+                    where = f"segment {segment['start']:.2f}-{segment['end']:.2f} s: " if len(spans) > 1 else ""
+                    raise AlignmentError(f"{where}{error}") from None
+                segment["words"] = self.path_words(path, lp, start / self.sample_rate, characters=True)
+                segment["words"] = [{"word": w["word"], "start": w["start"], "end": w["end"], "score": w["confidence"],
+                                     "chars": [{"char": c["char"], "start": c["start"], "end": c["end"],
+                                                "score": c["confidence"]} for c in w["chars"]]}
+                                    for w in segment["words"]]
+            segments.append(segment)
+        words = [w for s in segments for w in s["words"]]
+        return {"text": text, "duration": round(wav.shape[0] / self.sample_rate, 3),
+                "score": round(sum(w["score"] for w in words) / len(words), 4), "words": words,
+                "segments": segments}

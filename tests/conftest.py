@@ -137,3 +137,36 @@ def sample_test_rows(sample_corpus):
 def test_files(sample_test_rows):
     """The first eight test utterances (of different lengths)."""
     return sample_test_rows[:8]
+
+
+class LongRecording(NamedTuple):
+    """The sample test speaker's utterances twice, 1 s pauses of noise at
+    1e-3 between them, in one file."""
+
+    path: str  #: the FLAC file
+    wav: "object"  #: its waveform, a 1-D float tensor at 16 kHz
+    parts: list  #: (start s, end s, reference text) of each utterance, in order
+    alone: list  #: each utterance's waveform alone, in order
+
+
+@pytest.fixture(scope="session")
+def long_recording(sample_test_rows, tmp_path_factory):
+    """A 129 s recording of known utterance boundaries (see LongRecording)."""
+    import torch
+
+    from speechbrain_w2vbert.audio import read_audio
+
+    generator = torch.Generator().manual_seed(0)
+    pause = torch.randn(16000, generator=generator) * 1e-3
+    pieces, parts, alone, start = [], [], [], 0
+    for _ in range(2):
+        for row in sample_test_rows:
+            wav = read_audio(row["wav"])
+            pieces += [wav, pause]
+            alone.append(wav)
+            parts.append((start / 16000, (start + wav.shape[0]) / 16000, row["wrd"]))
+            start += wav.shape[0] + 16000
+    wav = torch.cat(pieces)
+    path = str(tmp_path_factory.mktemp("long") / "long.flac")
+    sf.write(path, wav.numpy(), 16000)
+    return LongRecording(path, wav, parts, alone)

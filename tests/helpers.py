@@ -24,3 +24,29 @@ def pad_batch(wavs):
     for i, wav in enumerate(wavs):
         batch[i, : len(wav)] = torch.as_tensor(np.asarray(wav, dtype=np.float32))
     return batch, torch.tensor([len(w) / length for w in wavs])
+
+
+def levenshtein(a, b):
+    """Edit distance between two sequences."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+def cli(*args, check=True):
+    """Runs ``w2vbert-asr`` in-process: (exit status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from speechbrain_w2vbert.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(a) for a in args])
+    if check:
+        assert status == 0, err.getvalue()[-3000:]
+    return status, out.getvalue(), err.getvalue()

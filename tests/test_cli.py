@@ -17,33 +17,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from tests.helpers import MODEL, ROOT
-
-
-def levenshtein(a, b):
-    """Edit distance between two sequences."""
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
-
-
-def cli(*args, check=True):
-    """Runs ``w2vbert-asr`` in-process: (exit status, stdout, stderr)."""
-    import contextlib
-    import io
-
-    from speechbrain_w2vbert.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main([str(a) for a in args])
-    if check:
-        assert status == 0, err.getvalue()[-3000:]
-    return status, out.getvalue(), err.getvalue()
+from tests.helpers import MODEL, ROOT, cli, levenshtein
 
 
 @pytest.fixture(scope="module")
@@ -169,13 +143,13 @@ def test_stitching_chunks_of_one_sequence_gives_it_back():
 
 
 @pytest.mark.slow
-def test_long_file_chunked_with_word_timestamps(asr, sample_test_rows, tmp_path, savedir):
+def test_long_file_chunked_with_word_timestamps(asr, long_recording, tmp_path, savedir):
     """A 2-minute file (the test speaker's utterances twice, 1 s pauses),
-    chunked (10 s chunks, 2 s strides), is transcribed as well as the same
-    file in one pass on each part: the words a part gets (by their
-    timestamps) have at most 2 more errors against its reference, and the
-    parts together as few errors within 1% of the reference; word
-    times are ordered and the SRT has one cue per word.
+    chunked in fixed chunks (``--segment fixed``, 10 s chunks, 2 s strides),
+    is transcribed as well as the same file in one pass on each part: the
+    words a part gets (by their timestamps) have at most 2 more errors
+    against its reference, and the parts together as few errors within 1% of
+    the reference; word times are ordered.
 
     Not equal: with global attention every frame's output depends on its
     context, which a chunk cuts, so the tiny model's output moves by a
@@ -185,26 +159,13 @@ def test_long_file_chunked_with_word_timestamps(asr, sample_test_rows, tmp_path,
     """
     from speechbrain_w2vbert.transcribe import Transcriber
 
-    rows = sample_test_rows
-    transcriber = Transcriber(asr)
-    generator = torch.Generator().manual_seed(0)
-    pause = torch.randn(16000, generator=generator) * 1e-3
-    pieces, parts, start = [], [], 0
-    for _ in range(2):
-        for row in rows:
-            wav = transcriber.read(row["wav"])
-            pieces += [wav, pause]
-            parts.append((start / 16000, (start + wav.shape[0] + 16000) / 16000, row["wrd"]))
-            start += wav.shape[0] + 16000
-    path = str(tmp_path / "long.flac")
-    sf.write(path, torch.cat(pieces).numpy(), 16000)
-    assert sf.info(path).duration > 120
-
+    parts = [(a, b + 1.0, ref) for a, b, ref in long_recording.parts]  # each with the pause after it
     out = tmp_path / "long.json"
-    cli("transcribe", MODEL, path, "--savedir", savedir, "--format", "json", "--timestamps", "word",
-        "--chunk-length", 10, "--stride-length", 2, "--batch-size", 4, "--output", out, "--no-progress")
+    cli("transcribe", MODEL, long_recording.path, "--savedir", savedir, "--format", "json", "--timestamps", "word",
+        "--segment", "fixed", "--chunk-length", 10, "--stride-length", 2, "--batch-size", 4, "--output", out,
+        "--no-progress")
     (result,) = json.loads(out.read_text(encoding="utf-8"))
-    whole = Transcriber(asr, chunk_length=200).transcribe_waveforms([torch.cat(pieces)], timestamps=True)[0]
+    whole = Transcriber(asr, chunk_length=200).transcribe_waveforms([long_recording.wav], timestamps=True)[0]
 
     def part_errors(words):
         """Edit distance of each part's words (by their middle time) to its reference."""
@@ -220,9 +181,4 @@ def test_long_file_chunked_with_word_timestamps(asr, sample_test_rows, tmp_path,
     assert " ".join(w["word"] for w in words) == " ".join(result["text"].split())
     assert all(0 <= w["start"] < w["end"] <= result["duration"] for w in words)
     assert all(a["end"] <= b["start"] for a, b in zip(words, words[1:]))
-    srt = tmp_path / "long.srt"
-    cli("transcribe", MODEL, path, "--savedir", savedir, "--format", "srt", "--chunk-length", 10,
-        "--stride-length", 2, "--output", srt, "--no-progress")
-    cues = srt.read_text(encoding="utf-8").strip().split("\n\n")
-    assert len(cues) == len(words)
-    assert cues[0].splitlines()[0] == "1" and " --> " in cues[0].splitlines()[1]
+    assert len(result["segments"]) == 1  # fixed chunks: the file is one segment

@@ -283,3 +283,19 @@ def test_hf_export_with_lm_agrees_with_pyctcdecode(lm_folder, test_log_probs, sa
         theirs.append(processor.batch_decode(logits.numpy(), beam_width=decoder.beam_size).text[0])
     assert theirs == ours
     assert np.isclose(processor.decoder.model_container[processor.decoder._model_key].alpha, decoder.lm_weight)
+
+
+def test_lm_words_have_times_and_confidences(lm_folder, sample_test_rows, capsys):
+    """With the LM, the beam search's text is force-aligned for its words:
+    they spell the text, in order, inside the file, with confidences."""
+    from speechbrain_w2vbert.cli import main
+
+    folder, _ = lm_folder
+    files = [row["wav"] for row in sample_test_rows[:4]]
+    assert main(["transcribe", folder, *files, "--format", "json", "--timestamps", "word"]) == 0
+    for result in json.loads(capsys.readouterr().out):
+        words = result["words"]
+        assert " ".join(w["word"] for w in words) == " ".join(result["text"].split()) != ""
+        assert all(0 <= w["start"] < w["end"] <= result["duration"] for w in words)
+        assert all(a["end"] <= b["start"] for a, b in zip(words, words[1:]))
+        assert all(0.0 <= w["confidence"] <= 1.0 for w in words)

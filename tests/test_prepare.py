@@ -88,7 +88,7 @@ def test_zips_counts_and_drop_reasons(prepared):
     assert report["audio_files"] == SAMPLE_FLACS
     assert report["extraction"]["zips"] == 3 and report["extraction"]["bad_members"] == 0
     assert drops == {
-        "duplicate_id": 1, "audio_absent": 1, "latin_text": 3, "empty_text": 2,
+        "duplicate_id": 1, "excluded": 0, "audio_absent": 1, "latin_text": 3, "empty_text": 2,
         "empty_file": 1, "unreadable": 0, "zero_length": 0, "corrupt": 1,
         "too_short": 0, "too_long": 0, "ctc_infeasible": 0,
     }

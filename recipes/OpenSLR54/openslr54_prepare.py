@@ -14,10 +14,12 @@ Pipeline and drop reasons (each utterance is counted once, under the first
 reason that applies, in this order):
 
 1. TSV merge: ``duplicate_id`` (the first line of an id wins).
-2. ``audio_absent``: no FLAC for the id (e.g. only some shards present).
-3. Text, through :func:`speechbrain_w2vbert.text.normalize_nepali`:
+2. ``excluded``: the id is in the ``exclude_list`` file (e.g. the flagged
+   utterances of ``score_transcripts.py``).
+3. ``audio_absent``: no FLAC for the id (e.g. only some shards present).
+4. Text, through :func:`speechbrain_w2vbert.text.normalize_nepali`:
    ``latin_text`` (unless ``keep_latin``), ``empty_text``.
-4. Audio metadata (libsndfile header, in parallel; then a seek to the last
+5. Audio metadata (libsndfile header, in parallel; then a seek to the last
    sample and a one-sample read, which makes libFLAC find and decode the
    final frame, so a truncated file fails although its header is intact,
    down to one missing byte, without decoding the whole file):
@@ -26,8 +28,8 @@ reason that applies, in this order):
    (last frame undecodable). Damage inside a file whose end is intact is
    not looked for (that needs a full decode). Audio that is not 16 kHz or
    not mono is kept and flagged in the report.
-5. ``too_short`` / ``too_long``: duration filters.
-6. ``ctc_infeasible``: fewer encoder frames than CTC needs (label length plus
+6. ``too_short`` / ``too_long``: duration filters.
+7. ``ctc_infeasible``: fewer encoder frames than CTC needs (label length plus
    one blank between each pair of equal adjacent labels, the rule of
    :func:`speechbrain_w2vbert.ctc.ctc_min_frames`). SpeechBrain's CTC loss
    would otherwise zero such an utterance silently.
@@ -78,7 +80,7 @@ REPORT_NAME = "prep_report.json"
 SPLITS = ("train", "dev", "test")
 CSV_FIELDS = ("ID", "duration", "wav", "spk_id", "wrd")
 DROP_REASONS = (
-    "duplicate_id", "audio_absent", "latin_text", "empty_text", "empty_file",
+    "duplicate_id", "excluded", "audio_absent", "latin_text", "empty_text", "empty_file",
     "unreadable", "zero_length", "corrupt", "too_short", "too_long",
     "ctc_infeasible",
 )
@@ -598,6 +600,7 @@ def prepare_openslr54(
     ascii_digits_to_devanagari: bool = False,
     frames_per_second: Optional[float] = 50.0,
     num_workers: Optional[int] = None,
+    exclude_list: Optional[str] = None,
     skip_prep: bool = False,
 ) -> Optional[Dict]:
     """Prepare OpenSLR 54 (or a subset, or the bundled sample) for SpeechBrain.
@@ -661,6 +664,11 @@ def prepare_openslr54(
         tokenizers.
     num_workers : int, optional
         Processes reading audio metadata (default: all CPUs).
+    exclude_list : str, optional
+        Utterance ids to drop (reason ``excluded``): a text file with one id
+        per line (``#`` comments allowed), or a CSV with an ``ID`` column and,
+        if it has one, a ``flagged`` column (then only rows with ``flagged``
+        1/true are excluded: ``score_transcripts.py``'s ranking as it is).
     skip_prep : bool
         Do nothing and return None (SpeechBrain convention).
 
@@ -717,6 +725,10 @@ def prepare_openslr54(
         "frames_per_second": frames_per_second,
         "root": os.path.abspath(root) if root else None,
     }
+    excluded = read_exclude_list(exclude_list) if exclude_list else set()
+    if exclude_list:
+        options["exclude_list"] = [os.path.abspath(exclude_list), hashlib.sha256(
+            "\n".join(sorted(excluded)).encode("utf-8")).hexdigest()[:16]]
     inputs = {
         "zips": [file_stamp(z) for z in zips],
         "tsv": [[os.path.abspath(t), s.size, s.mtime_ns] for t, s in zip(tsvs, map(file_stamp, tsvs))],
@@ -733,8 +745,10 @@ def prepare_openslr54(
     entries, duplicates, malformed = read_transcripts(tsvs)
     drops: Dict[str, List[str]] = {r: [] for r in DROP_REASONS}
     drops["duplicate_id"] = duplicates
+    drops["excluded"] = sorted(uid for uid in entries if uid in excluded)
     candidates = _filter_text(
-        entries, audio, drops, keep_latin, ascii_digits_to_devanagari, drop_empty_text
+        {uid: e for uid, e in entries.items() if uid not in excluded}, audio, drops, keep_latin,
+        ascii_digits_to_devanagari, drop_empty_text
     )
     infos = read_audio_info([audio[c.uid].path for c in candidates], num_workers)
     kept, flagged = _filter_audio(
@@ -775,6 +789,37 @@ def prepare_openslr54(
     write_outputs(save_folder, rows, report)
     log_summary(report)
     return report
+
+
+def read_exclude_list(path: str) -> set:
+    """The utterance ids of an exclusion list (see :func:`prepare_openslr54`).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        The file is missing, or a CSV without an ``ID`` column (named).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "flagged.csv")
+    >>> _ = open(path, "w").write("ID,score,flagged\\na1,9.5,1\\nb2,0.1,0\\n")
+    >>> sorted(read_exclude_list(path))
+    ['a1']
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"exclude_list {path}: no such file")
+    with open(path, encoding="utf-8", newline="") as f:
+        text = f.read()
+    first = text.splitlines()[0] if text.strip() else ""
+    if path.endswith(".csv") or "," in first:
+        rows = list(csv.DictReader(text.splitlines()))
+        if not rows or "ID" not in rows[0]:
+            raise ValueError(f"exclude_list {path}: a CSV needs an ID column (got {first!r})")
+        if "flagged" in rows[0]:
+            rows = [r for r in rows if r["flagged"].strip().lower() in ("1", "true", "yes")]
+        return {r["ID"].strip() for r in rows if r["ID"].strip()}
+    return {line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()}
 
 
 def _filter_text(entries, audio, drops, keep_latin, ascii_digits_to_devanagari,

@@ -397,6 +397,7 @@ def main(argv=None):
             "seed": hparams["seed"],
             "min_duration": hparams["min_duration"],
             "max_duration": hparams["max_duration"],
+            "exclude_list": hparams["exclude_list"],
             "frames_per_second": encoder.frame_rate,  # the CTC-feasibility filter
             "skip_prep": hparams["skip_prep"],
         },

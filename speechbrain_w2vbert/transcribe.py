@@ -138,7 +138,8 @@ class Transcriber:
         spans = self.segmenter(wav)
         if not spans:
             raise NoSpeechError(f"no speech found by the voice-activity detector in "
-                                f"{wav.shape[0] / self.sample_rate:.1f} s (--segment fixed transcribes it anyway)")
+                                f"{wav.shape[0] / self.sample_rate:.1f} s (fixed chunks, --segment fixed or segmenter=None, "
+                                "transcribe it anyway)")
         return spans
 
     def path_words(self, path: Sequence[int], log_probs: torch.Tensor, offset: float = 0.0,

@@ -81,6 +81,33 @@ def _lines(words: Sequence[str], max_chars: int, max_lines: int) -> Optional[Lis
     return None if best is None else best[1]
 
 
+def _balanced_cues(words: List[Dict], max_chars: int, max_lines: int, max_duration: float) -> List[List[Dict]]:
+    """The words of one segment in as few cues as fit, then as evenly
+    filled as possible, breaking preferably at pauses (a dynamic programme
+    over the break points: no one-word cue left over after full ones)."""
+    if not words:
+        return []
+    most = max_chars * max_lines // 2 + 1  # words a cue can hold at most (one character and a space each)
+    best = [(0, 0.0, 0)] + [None] * len(words)  # (cues, badness, start of the last cue) of words[:j]
+    for j in range(1, len(words) + 1):
+        for i in range(max(0, j - most), j):
+            cue = words[i:j]
+            if best[i] is None or (j - i > 1 and (cue[-1]["end"] - cue[0]["start"] > max_duration
+                                               or _lines([w["word"] for w in cue], max_chars, max_lines) is None)):
+                continue
+            fill = display_length(" ".join(w["word"] for w in cue)) / (max_chars * max_lines)
+            pause = words[j]["start"] - words[j - 1]["end"] if j < len(words) else 1.0
+            candidate = (best[i][0] + 1, best[i][1] + (1.0 - min(fill, 1.0)) ** 2 - 0.1 * min(pause, 1.0), i)
+            if best[j] is None or candidate[:2] < best[j][:2]:
+                best[j] = candidate
+    cues, j = [], len(words)
+    while j > 0:
+        i = best[j][2]
+        cues.append(words[i:j])
+        j = i
+    return cues[::-1]
+
+
 def _mark(word: Dict, mark_below: Optional[float]) -> str:
     if mark_below is not None and word.get("confidence", 1.0) < mark_below:
         return f"<i>{word['word']}</i>"
@@ -89,7 +116,9 @@ def _mark(word: Dict, mark_below: Optional[float]) -> str:
 
 def subtitle_cues(segments: Sequence[Dict], max_chars: int = 42, max_lines: int = 2, max_duration: float = 7.0,
                   min_duration: float = 0.8, mark_below: Optional[float] = None) -> List[Cue]:
-    """Cues of speech segments, split at word boundaries.
+    """Cues of speech segments, split at word boundaries: as few cues per
+    segment as the limits allow, as evenly filled as possible, breaking
+    preferably at pauses between words.
 
     Arguments
     ---------
@@ -118,17 +147,8 @@ def subtitle_cues(segments: Sequence[Dict], max_chars: int = 42, max_lines: int 
     """
     groups = []  # (segment, words of one cue)
     for segment in segments:
-        current: List[Dict] = []
-        for word in segment.get("words", []):
-            candidate = current + [word]
-            fits = (candidate[-1]["end"] - candidate[0]["start"] <= max_duration
-                    and _lines([w["word"] for w in candidate], max_chars, max_lines) is not None)
-            if current and not fits:
-                groups.append((segment, current))
-                candidate = [word]
-            current = candidate
-        if current:
-            groups.append((segment, current))
+        for words in _balanced_cues(list(segment.get("words", [])), max_chars, max_lines, max_duration):
+            groups.append((segment, words))
     cues = []
     for i, (segment, words) in enumerate(groups):
         start, end = words[0]["start"], words[-1]["end"]

@@ -161,3 +161,12 @@ def test_any_sample_rate_is_resampled_to_the_models(asr, sample_test_rows, tmp_p
         assert max(abs(a["start"] - b["start"]) for a, b in zip(result["words"], reference["words"])) <= 0.04
     with pytest.raises(ValueError, match=r"1-D waveform \(mono\), got shape \(2, 8000\)"):
         transcriber.transcribe_waveforms([torch.zeros(2, 8000)])
+
+
+def test_a_trellis_too_large_is_refused_before_it_is_allocated(monkeypatch):
+    from speechbrain_w2vbert import alignment
+
+    monkeypatch.setattr(alignment, "MAX_TRELLIS", 1000)
+    with pytest.raises(alignment.AlignmentError, match=r"too long to align in one piece: .*--segment vad"):
+        alignment.align_ids(torch.zeros(100, 5).log_softmax(-1), [1, 2, 3, 4, 1, 2])
+    assert alignment.align_ids(torch.zeros(100, 5).log_softmax(-1), [1, 2])[0]  # 500 cells: aligned

@@ -111,3 +111,15 @@ def test_wrong_words_get_lower_confidence_and_can_be_marked(asr, sample_test_row
         "--mark-confidence", 1.0)
     assert all(word.startswith("<i>") and word.endswith("</i>")
                for cue in srt.parse(out.read_text("utf-8")) for word in cue.content.split())
+
+
+def test_no_word_is_left_alone_after_full_cues():
+    """Ten 9-character words need two cues: 5 and 5 words, not the 8 and 2
+    that filling each cue to the brim gives."""
+    from speechbrain_w2vbert.subtitles import display_length, subtitle_cues
+
+    word = "कखगघङचछजझ"
+    assert display_length(word) == 9
+    words = _words([word] * 10)
+    cues = subtitle_cues([{"start": 0.0, "end": 5.0, "words": words}])
+    assert [sum(len(line.split()) for line in c.lines) for c in cues] == [5, 5]

@@ -73,18 +73,10 @@ def build_models(model_folder, workdir):
     from speechbrain.inference.ASR import EncoderASR
     from transformers import pipeline
 
-    from speechbrain_w2vbert import TINY_CONFIG_DIR
-    from speechbrain_w2vbert.export import export_inference_folder, save_hf_folder
-    from speechbrain_w2vbert.lobe import W2VBert
-    from speechbrain_w2vbert.tokenizer import CharTokenizer
+    from speechbrain_w2vbert.export import save_hf_folder
 
     if model_folder is None:
-        torch.manual_seed(0)
-        tokenizer = CharTokenizer.build(["क ख ग घ ङ च छ ज झ ञ ट ठ ड ढ ण त थ द ध न प फ ब भ म य र ल व श ष स ह ा ि ी ु ू े ै ो ौ ं ्"])
-        encoder = W2VBert(TINY_CONFIG_DIR, pretrained=False).eval()
-        head = torch.nn.Linear(encoder.model.config.hidden_size, tokenizer.vocab_size)
-        model_folder = os.path.join(workdir, "inference")
-        export_inference_folder(model_folder, encoder, head, tokenizer)
+        model_folder = random_folder(workdir)
     asr = EncoderASR.from_hparams(source=os.path.abspath(model_folder), savedir=os.path.join(workdir, "sb"))
     hf_folder = os.path.join(workdir, "hf")
     save_hf_folder(hf_folder, asr.mods.encoder.encoder, asr.mods.encoder.head, asr.tokenizer)

@@ -9,7 +9,7 @@ import functools
 
 import torch
 
-__all__ = ["AudioError", "MIN_SAMPLES", "read_audio"]
+__all__ = ["AudioError", "MIN_SAMPLES", "read_audio", "resample"]
 
 #: Fewest 16 kHz samples a file must have (35 ms: one w2v-BERT frame).
 MIN_SAMPLES = 560
@@ -22,6 +22,19 @@ def _normalizer(sample_rate: int):
     from speechbrain.dataio.preprocess import AudioNormalizer
 
     return AudioNormalizer(sample_rate=sample_rate, mix="avg-to-mono")
+
+
+def resample(wav: torch.Tensor, sample_rate: int, target_rate: int) -> torch.Tensor:
+    """A waveform ([T] or [T, C]) down-mixed to mono and resampled from
+    ``sample_rate`` to ``target_rate``, as files are by :func:`read_audio`
+    (SpeechBrain's ``AudioNormalizer``, one cached resampler per rate pair).
+
+    Example
+    -------
+    >>> resample(torch.zeros(8000), 8000, 16000).shape
+    torch.Size([16000])
+    """
+    return _normalizer(target_rate)(wav, sample_rate)
 
 
 class AudioError(ValueError):
@@ -72,7 +85,7 @@ def read_audio(path: str, sample_rate: int = 16000) -> torch.Tensor:
         raise AudioError(f"unreadable: {error}") from None
     if data.shape[0] == 0:
         raise AudioError("empty: no audio samples")
-    wav = _normalizer(sample_rate)(torch.from_numpy(data), rate)
+    wav = resample(torch.from_numpy(data), rate, sample_rate)
     if wav.shape[0] < MIN_SAMPLES:
         raise AudioError(
             f"too short: {wav.shape[0] / sample_rate:.3f} s ({wav.shape[0]} samples at {sample_rate} Hz; "

@@ -166,9 +166,9 @@ class VoiceActivitySegmenter:
 
         rate = self.sample_rate
         if rate not in (8000, 16000):
-            import torchaudio
+            from speechbrain_w2vbert.audio import resample
 
-            wav, rate = torchaudio.functional.resample(wav, self.sample_rate, 16000), 16000
+            wav, rate = resample(wav, self.sample_rate, 16000), 16000
         stamps = get_speech_timestamps(
             wav.float(), _silero_model(), threshold=self.threshold, sampling_rate=rate,
             min_speech_duration_ms=int(self.min_speech * 1000), min_silence_duration_ms=int(self.min_pause * 1000),

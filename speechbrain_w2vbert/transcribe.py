@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from speechbrain_w2vbert.alignment import AlignmentError, align_ids, split_transcript, transcript_ids
-from speechbrain_w2vbert.audio import AudioError, read_audio
+from speechbrain_w2vbert.audio import AudioError, read_audio, resample
 from speechbrain_w2vbert.chunking import chunk_spans, stitch_chunks
 from speechbrain_w2vbert.segmentation import VoiceActivitySegmenter
 from speechbrain_w2vbert.text import normalize_nepali
@@ -177,9 +177,7 @@ class Transcriber:
             raise ValueError(f"expected a 1-D waveform (mono), got shape {tuple(wav.shape)}")
         if sample_rate is None or sample_rate == self.sample_rate:
             return wav
-        import torchaudio
-
-        return torchaudio.functional.resample(wav, sample_rate, self.sample_rate)
+        return resample(wav, sample_rate, self.sample_rate)
 
     def transcribe_waveforms(self, wavs: Sequence[torch.Tensor], timestamps: bool = False,
                              sample_rate: Optional[int] = None) -> List[Dict]:

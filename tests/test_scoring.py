@@ -50,7 +50,7 @@ def _corrupt(rows, seed=0):
 def test_corrupted_transcripts_rank_first_and_feed_the_exclusion_list(sample_corpus, tmp_path):
     """All 273 prepared utterances of the sample corpus, 12 corrupted: the
     12 flagged by CTC loss per character hold them (measured: precision and
-    recall 12/12; loss per frame and CER 11/12, alignment score 8/12).
+    recall 12/12; loss per frame and CER 11/12, alignment score 7/12).
     Asserted: at least 10 of 12; then the flagged CSV given to the data
     preparation drops exactly those ids."""
     from openslr54_prepare import SAMPLE_DATA_DIR, prepare_openslr54

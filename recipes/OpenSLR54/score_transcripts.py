@@ -8,8 +8,9 @@ writes them), from one forward pass:
 
 - ``loss_per_char``: CTC negative log-likelihood of the transcript (nats)
   per character of it; ``loss_per_frame``: the same per encoder frame;
-- ``align_score``: mean posterior of the transcript's tokens on their forced
-  alignment (:mod:`speechbrain_w2vbert.alignment`), in [0, 1];
+- ``align_score``: the ``score`` of ``w2vbert-asr align`` (the mean over
+  its words of their characters' posteriors on the forced alignment,
+  :mod:`speechbrain_w2vbert.alignment`), in [0, 1];
 - ``cer``: character error rate (%) of the greedy transcript against it.
 
 Rows are ranked worst first by ``--rank-by`` (default ``loss_per_char``,
@@ -46,20 +47,22 @@ WORSE_IS_LARGER = {"loss_per_char": True, "loss_per_frame": True, "align_score":
 COLUMNS = ["rank", "ID", "flagged", *MEASURES, "duration", "hyp", "wrd", "wav", "error"]
 
 
-def utterance_scores(log_probs: torch.Tensor, ids: List[int], text: str, hyp: str, blank_index: int) -> Dict:
+def utterance_scores(transcriber, log_probs: torch.Tensor, ids: List[int], text: str, hyp: str) -> Dict:
     """The measures of one utterance from its log-probabilities [T, V] and
-    its transcript's token ids (see the module's description)."""
+    its transcript's token ids (see the module's description); the alignment
+    score is the ``score`` of ``w2vbert-asr align``: the mean of its words'."""
     from speechbrain_w2vbert.alignment import align_ids
     from speechbrain_w2vbert.decoding import error_counts
 
+    blank_index = transcriber.tokenizer.blank_index
     log_probs = log_probs.float()  # CTC in fp32
     loss = torch.nn.functional.ctc_loss(
         log_probs[:, None], torch.tensor([ids]), torch.tensor([log_probs.shape[0]]), torch.tensor([len(ids)]),
         blank=blank_index, reduction="sum", zero_infinity=False).item()
-    path, probs = align_ids(log_probs, ids, blank_index)
-    token_probs = [p for p, i in zip(probs, path) if i != blank_index]
+    path, _ = align_ids(log_probs, ids, blank_index)
+    words = transcriber.path_words(path, log_probs)
     return {"loss_per_char": loss / max(1, len(text)), "loss_per_frame": loss / log_probs.shape[0],
-            "align_score": sum(token_probs) / max(1, len(token_probs)),
+            "align_score": sum(w["confidence"] for w in words) / max(1, len(words)),
             "cer": 100.0 * error_counts([hyp], [text])["char_errors"] / max(1, len(text))}
 
 
@@ -75,8 +78,8 @@ def score_rows(transcriber, rows: Sequence[Dict]) -> List[Dict]:
     for row in rows:
         result = {"ID": row["ID"], "wav": row["wav"], "wrd": row["wrd"], "duration": row.get("duration", "")}
         try:
-            text = normalize_nepali(row["wrd"])
-            result["ids"] = transcript_ids(tokenizer, text)
+            result["text"] = normalize_nepali(row["wrd"])
+            result["ids"] = transcript_ids(tokenizer, result["text"])
             wavs.append(transcriber.read(row["wav"]))
             ready.append(result)
         except (AlignmentError, AudioError) as error:
@@ -86,12 +89,12 @@ def score_rows(transcriber, rows: Sequence[Dict]) -> List[Dict]:
         hyp = tokenizer.decode_ctc(log_probs.argmax(-1).tolist())
         result["hyp"] = hyp
         try:
-            result.update(utterance_scores(log_probs, result["ids"], normalize_nepali(result["wrd"]), hyp,
-                                           tokenizer.blank_index))
+            result.update(utterance_scores(transcriber, log_probs, result["ids"], result["text"], hyp))
         except AlignmentError as error:
             result["error"] = str(error)
     for result in results:
         result.pop("ids", None)
+        result.pop("text", None)
     return results
 
 

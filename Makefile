@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 LOCK := requirements/lock.txt
-# Installed with --no-deps (see NO_DEPS in speechbrain_w2vbert/environment.py).
+# Installed with --no-deps (see NO_DEPS in tools/envcheck.py).
 LOCK_NO_DEPS := requirements/lock-no-deps.txt
 # make test-latest / make lock: a separate venv with the newest versions
 # pyproject.toml allows. PAIR="torch==X torchaudio==Y" there probes a torch
@@ -14,14 +14,14 @@ LOCK_NO_DEPS := requirements/lock-no-deps.txt
 LATEST_VENV ?= .venv-latest
 LATEST_PY := $(LATEST_VENV)/bin/python
 PAIR ?=
-CHECK_ENV = -m speechbrain_w2vbert.environment
+CHECK_ENV = tools/envcheck.py
 
 .PHONY: install test test-fast demo bench test-latest lock lmplz clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml $(LOCK) $(LOCK_NO_DEPS)
-	$(PYTHON) speechbrain_w2vbert/environment.py --python-of $(LOCK)
+	$(PYTHON) tools/envcheck.py --python-of $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r $(LOCK)
 	$(PY) -m pip install --quiet --no-deps -r $(LOCK_NO_DEPS)

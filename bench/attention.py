@@ -32,7 +32,7 @@ def worker(args):
     import torch
     from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
 
-    from speechbrain_w2vbert.lobe import build_model
+    from speechbrain_w2vbert.models.w2vbert import build_model
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

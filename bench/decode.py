@@ -4,7 +4,7 @@ and the CLI run) and pyctcdecode + the same LM (what the Hugging Face export's
 ``Wav2Vec2ProcessorWithLM`` runs), side by side in one run.
 
 The model's log-probabilities of the sample corpus' test speaker are computed
-once; the LM is the recipe's (``build_ngram_lm`` on the sample corpus'
+once; the LM is the recipe's (``NgramLM.build`` on the sample corpus'
 train.csv). For each beam size, every utterance is decoded by each method in
 turn (so machine load hits them alike), and the table gives per method: ms
 per utterance (median and worst), the real-time factor of decoding alone
@@ -31,7 +31,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "recipes", "OpenSLR54"))
 
-from speechbrain_w2vbert.decoding import LMBeamDecoder, error_counts, lm_unigrams  # noqa: E402
+from speechbrain_w2vbert.lm.beam import LMBeamDecoder  # noqa: E402
+from speechbrain_w2vbert.lm.ngram import NgramLM  # noqa: E402
+from speechbrain_w2vbert.text.scoring import error_counts  # noqa: E402
 
 
 def log_probs_of_test_speaker(model, workdir, limit):
@@ -65,22 +67,22 @@ def main(argv=None):
     torch.set_num_threads(1)
 
     from pyctcdecode import build_ctcdecoder
-    from speechbrain_w2vbert.ngram import build_ngram_lm
 
     with tempfile.TemporaryDirectory() as workdir:
         asr, prep, items = log_probs_of_test_speaker(args.model, workdir, args.utterances)
         tokenizer = asr.tokenizer
-        report = build_ngram_lm(os.path.join(prep, "train.csv"), os.path.join(workdir, "lm"), tokenizer,
-                                order=args.order, estimator="auto")
+        lm = NgramLM.build(os.path.join(prep, "train.csv"), os.path.join(workdir, "lm"), tokenizer,
+                           order=args.order, estimator="auto")
+        report = lm.report
         audio = sum(seconds for _, _, seconds in items)
         refs = [ref for _, ref, _ in items]
         labels = ["" if t == "[PAD]" else " " if t == "|" else t for t in tokenizer.tokens]
-        pyctc = build_ctcdecoder(labels, kenlm_model_path=report["arpa"], unigrams=lm_unigrams(report["arpa"]),
+        pyctc = build_ctcdecoder(labels, kenlm_model_path=lm.path, unigrams=lm.words(),
                                  alpha=args.lm_weight, beta=args.word_bonus)
         rows = []
         for beam in args.beams:
             no_lm = LMBeamDecoder(tokenizer.tokens, beam_size=beam)
-            with_lm = LMBeamDecoder(tokenizer.tokens, lm_path=report["arpa"], beam_size=beam,
+            with_lm = LMBeamDecoder(tokenizer.tokens, lm_path=lm.path, beam_size=beam,
                                     lm_weight=args.lm_weight, word_bonus=args.word_bonus)
             no_lm.searcher, with_lm.searcher  # built (and the LM loaded) before timing
             methods = {

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from transformers import SeamlessM4TFeatureExtractor
 
-from speechbrain_w2vbert.features import SeamlessFbank
+from speechbrain_w2vbert.models.features import SeamlessFbank
 from train_step import durations  # the OpenSLR 54-like duration mix of the training bench
 
 SAMPLE_RATE = 16000

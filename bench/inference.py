@@ -1,6 +1,6 @@
 """Inference benchmark: SpeechBrain ``EncoderASR`` vs ``transformers.pipeline``.
 
-One model, written both ways by ``speechbrain_w2vbert.export``: the EncoderASR
+One model, written both ways by ``speechbrain_w2vbert.inference.folder``: the EncoderASR
 folder and the ``Wav2Vec2BertForCTC`` folder with its processor. Both
 transcribe the same files (the bundled sample corpus' utterances, read once
 into memory), in this one process, alternating so that machine load hits
@@ -73,7 +73,7 @@ def build_models(model_folder, workdir):
     from speechbrain.inference.ASR import EncoderASR
     from transformers import pipeline
 
-    from speechbrain_w2vbert.export import save_hf_folder
+    from speechbrain_w2vbert.hf import save_hf_folder
 
     if model_folder is None:
         model_folder = random_folder(workdir)
@@ -87,9 +87,9 @@ def random_folder(workdir, config=None):
     """An EncoderASR folder of random weights: the tiny config, or ``config``
     (a ``Wav2Vec2BertConfig``)."""
     from speechbrain_w2vbert import TINY_CONFIG_DIR
-    from speechbrain_w2vbert.export import export_inference_folder
-    from speechbrain_w2vbert.lobe import W2VBert
-    from speechbrain_w2vbert.tokenizer import CharTokenizer
+    from speechbrain_w2vbert.inference.folder import export_inference_folder
+    from speechbrain_w2vbert.models.w2vbert import W2VBert
+    from speechbrain_w2vbert.text.tokenizer import CharTokenizer
 
     torch.manual_seed(0)
     source = TINY_CONFIG_DIR
@@ -121,12 +121,12 @@ def int8_memory_worker(args):
 
     from common import reset_peak_rss, rss_mb
 
-    from speechbrain_w2vbert.cli import load_model
-    from speechbrain_w2vbert.quantization import quantize_asr_int8
-    from speechbrain_w2vbert.transcribe import Transcriber
+    from speechbrain_w2vbert.inference.folder import load_asr
+    from speechbrain_w2vbert.inference.quantization import quantize_asr_int8
+    from speechbrain_w2vbert.inference.transcriber import Transcriber
 
     with tempfile.TemporaryDirectory() as workdir:
-        asr = load_model(args.folder, workdir)
+        asr = load_asr(args.folder, workdir)
         if args.int8_memory == "int8":
             quantize_asr_int8(asr)
         side = Transcriber(asr, segmenter=None)
@@ -149,10 +149,10 @@ def int8_bench(args):
     from common import run_worker
     from transformers import Wav2Vec2BertConfig
 
-    from speechbrain_w2vbert.cli import load_model
-    from speechbrain_w2vbert.decoding import error_counts
-    from speechbrain_w2vbert.quantization import quantize_asr_int8
-    from speechbrain_w2vbert.transcribe import Transcriber
+    from speechbrain_w2vbert.inference.folder import load_asr
+    from speechbrain_w2vbert.text.scoring import error_counts
+    from speechbrain_w2vbert.inference.quantization import quantize_asr_int8
+    from speechbrain_w2vbert.inference.transcriber import Transcriber
 
     sys.path.insert(0, os.path.join(ROOT, "recipes", "OpenSLR54"))
     from openslr54_prepare import prepare_openslr54
@@ -168,7 +168,7 @@ def int8_bench(args):
         models = [("4 x 512 bench encoder (random)", random_folder(os.path.join(workdir, "b"), bench_config), False),
                   ("tiny test model (trained)", os.path.join(ROOT, "tests", "data", "tiny_ne_model"), True)]
         for name, folder, score in models:
-            fp32 = load_model(folder, os.path.join(workdir, name[:4] + "fp32"))
+            fp32 = load_asr(folder, os.path.join(workdir, name[:4] + "fp32"))
             int8 = quantize_asr_int8(copy.deepcopy(fp32))
             sides = {"fp32": Transcriber(fp32, segmenter=None), "int8": Transcriber(int8, segmenter=None)}
             wavs = [sides["fp32"].read(r["wav"]) for r in test]
@@ -181,7 +181,7 @@ def int8_bench(args):
             for wav in wavs:  # times: alternating file by file
                 for label, side in sides.items():
                     start = time.perf_counter()
-                    texts[label].append(side.transcribe_waveforms([wav])[0]["text"])
+                    texts[label].append(side.transcribe_waveforms([wav])[0].text)
                     times[label].append(time.perf_counter() - start)
             for label in sides:
                 memory = run_worker([sys.executable, os.path.abspath(__file__), "--int8-memory", label, "--folder",

@@ -37,7 +37,7 @@ import soundfile as sf
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "recipes", "OpenSLR54")]
 
-import speechbrain_w2vbert.ctc  # noqa: E402,F401  loaded before timing, as train.py has it (the CTC filter uses it)
+import speechbrain_w2vbert.models.ctc  # noqa: E402,F401  loaded before timing, as train.py has it (the CTC filter uses it)
 from openslr54_prepare import (  # noqa: E402
     prepare_openslr54,
     read_audio_info,

@@ -22,7 +22,7 @@ configuration and seeds:
 - ``ours``: the recipe's step with the recipe's defaults (no gradient
   checkpointing). ``SeamlessFbank`` on the training device, ``W2VBert``
   (bucketed relative-key attention), a linear head with fp32 log-softmax
-  and CTC (``speechbrain_w2vbert.ctc``), and SpeechBrain's
+  and CTC (``speechbrain_w2vbert.models.ctc``), and SpeechBrain's
   ``DynamicBatchSampler`` batching by seconds of audio. ``ours_ckpt``: the
   same with ``gradient_checkpointing=True``; ``ours_ckpt2`` (only with
   ``--impls``): every second layer checkpointed.
@@ -222,8 +222,8 @@ def worker(args):
             return loss
 
     else:
-        from speechbrain_w2vbert.ctc import ctc_log_probs, ctc_loss
-        from speechbrain_w2vbert.lobe import W2VBert
+        from speechbrain_w2vbert.models.ctc import ctc_log_probs, ctc_loss
+        from speechbrain_w2vbert.models.w2vbert import W2VBert
 
         checkpointing = {"ours": 0, "ours_ckpt": 1, "ours_ckpt2": 2}[args.impl]  # every n-th layer
         encoder = W2VBert(config=config.to_dict(), pretrained=False, gradient_checkpointing=checkpointing)

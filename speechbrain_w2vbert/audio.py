@@ -9,10 +9,7 @@ import functools
 
 import torch
 
-__all__ = ["AudioError", "MIN_SAMPLES", "read_audio", "resample"]
-
-#: Fewest 16 kHz samples a file must have (35 ms: one w2v-BERT frame).
-MIN_SAMPLES = 560
+__all__ = ["AudioError", "read_audio", "resample"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,10 +38,10 @@ class AudioError(ValueError):
     """A file that cannot be transcribed (unreadable, empty, too short)."""
 
 
-def read_audio(path: str, sample_rate: int = 16000) -> torch.Tensor:
+def read_audio(path: str, sample_rate: int = 16000, min_samples: int = 1) -> torch.Tensor:
     """Read any file soundfile reads, down-mixed to mono and resampled.
 
-    Training (:class:`speechbrain_w2vbert.training.AudioReader`), the CLI and
+    Training (:class:`speechbrain_w2vbert.training.data.AudioReader`), the CLI and
     the tests all read audio through this one function.
 
     Arguments
@@ -53,6 +50,10 @@ def read_audio(path: str, sample_rate: int = 16000) -> torch.Tensor:
         Audio file (WAV, FLAC, OGG, MP3... whatever libsndfile reads).
     sample_rate : int
         Target rate in Hz.
+    min_samples : int
+        Fewest samples (at ``sample_rate``) the waveform must have: the
+        encoder's ``min_samples``, the shortest input that gives it one
+        output frame (default 1).
 
     Returns
     -------
@@ -62,7 +63,7 @@ def read_audio(path: str, sample_rate: int = 16000) -> torch.Tensor:
     Raises
     ------
     AudioError
-        The file is unreadable, empty or shorter than :data:`MIN_SAMPLES`.
+        The file is unreadable, empty or shorter than ``min_samples``.
 
     Example
     -------
@@ -72,7 +73,7 @@ def read_audio(path: str, sample_rate: int = 16000) -> torch.Tensor:
     >>> read_audio(path).shape
     torch.Size([16000])
     >>> soundfile.write(path, torch.zeros(100, 1).numpy(), 8000)
-    >>> read_audio(path)
+    >>> read_audio(path, min_samples=560)
     Traceback (most recent call last):
     ...
     speechbrain_w2vbert.audio.AudioError: too short: 0.013 s (200 samples at 16000 Hz; at least 560 needed)
@@ -86,9 +87,9 @@ def read_audio(path: str, sample_rate: int = 16000) -> torch.Tensor:
     if data.shape[0] == 0:
         raise AudioError("empty: no audio samples")
     wav = resample(torch.from_numpy(data), rate, sample_rate)
-    if wav.shape[0] < MIN_SAMPLES:
+    if wav.shape[0] < min_samples:
         raise AudioError(
             f"too short: {wav.shape[0] / sample_rate:.3f} s ({wav.shape[0]} samples at {sample_rate} Hz; "
-            f"at least {MIN_SAMPLES} needed)"
+            f"at least {min_samples} needed)"
         )
     return wav

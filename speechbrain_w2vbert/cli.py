@@ -13,36 +13,42 @@
     w2vbert-asr export-hf MODEL OUT_DIR
 
 ``MODEL`` is an ``EncoderASR`` folder written by the recipe (``inference/``)
-or a hub repository with the same files; it is loaded with SpeechBrain's
-``EncoderASR.from_hparams``, so the command and the Python API agree.
+or a hub repository with the same files (``--revision``: pin a commit); it
+is opened by :func:`speechbrain_w2vbert.inference.folder.load_asr`, which
+refuses a ``hyperparams.yaml`` naming code this package's exports never name
+(``--trust-remote-code`` opens it anyway) and files that differ from the
+export's manifest, then loads it with SpeechBrain's ``EncoderASR.from_hparams``,
+so the command and the Python API agree.
 Files of any format soundfile reads, at any rate and channel count, are
 down-mixed and resampled; short files are batched; files longer than
 ``--chunk-length`` are cut at pauses by a voice-activity detector
-(``--segment vad``, the default; :mod:`speechbrain_w2vbert.segmentation`)
+(``--segment vad``, the default; :mod:`speechbrain_w2vbert.inference.segmentation`)
 and segments longer than a chunk, or whole files with ``--segment fixed``,
-are transcribed in overlapping chunks (:mod:`speechbrain_w2vbert.transcribe`).
+are transcribed in overlapping chunks (:mod:`speechbrain_w2vbert.inference.transcriber`).
 A file that cannot be read, is empty, too short or holds no speech is
 reported on stderr with its name, the others are still transcribed, and the
 exit status is 1 if any file failed.
 
 Formats: ``text`` one transcript per line (input order; failed files are
 left out); ``tsv`` ``file``, ``duration`` (s), ``text`` columns with a header;
-``json`` a list of ``{"file", "text", "duration", "segments"[, "words"]}``
-(segments: ``{"start", "end", "text"[, "words"]}``; words: ``{"word",
-"start", "end", "confidence"}``; ``"error"`` instead for failed files);
+``json`` a list of ``{"file", "text", "duration"[, "words"], "segments"}``
+(the JSON form of :class:`~speechbrain_w2vbert.inference.results.Transcript`:
+segments ``{"start", "end", "text"[, "words"]}``, words ``{"word", "start",
+"end", "confidence"}``; ``{"file", "error"}`` for failed files);
 ``srt`` and ``vtt`` subtitles: cues of at most two lines of
 ``--max-line-chars`` and ``--max-cue-seconds``, split at word boundaries
-within speech segments (:mod:`speechbrain_w2vbert.subtitles`); words whose
+within speech segments (:mod:`speechbrain_w2vbert.inference.subtitles`); words whose
 confidence is below ``--mark-confidence`` are in italics. ``--output`` must be
 a folder for subtitles of several files: ``<folder>/<name>.srt``.
 
 ``align`` aligns known transcripts (UTF-8 text files, ``-`` for stdin;
 normalised as training normalises them) to their audio with CTC forced
-alignment (:meth:`speechbrain_w2vbert.transcribe.Transcriber.align_waveform`):
-word and character times with scores as ``json``, one cue per segment's
+alignment (:meth:`speechbrain_w2vbert.inference.transcriber.Transcriber.align_waveform`):
+word and character times with confidences as ``json`` (the JSON form of
+:class:`~speechbrain_w2vbert.inference.results.Alignment`), one cue per segment's
 words as ``srt``/``vtt``, or a Praat ``textgrid`` (tiers ``words`` and
 ``chars``). ``--int8`` runs the encoder's linear layers in int8 (dynamic
-quantisation, :mod:`speechbrain_w2vbert.quantization`; CPU only).
+quantisation, :mod:`speechbrain_w2vbert.inference.quantization`; CPU only).
 
 Decoding: a model folder with a word n-gram LM (``lm.ckpt``, written by the
 recipe) is decoded by beam search with it, with the beam size, LM weight and
@@ -72,11 +78,26 @@ import sys
 import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["build_parser", "load_model", "transcribe_files", "align_files", "format_results", "main"]
+from speechbrain_w2vbert.audio import AudioError
+from speechbrain_w2vbert.inference.alignment import AlignmentError, to_textgrid
+from speechbrain_w2vbert.inference.decoding import select_decoder
+from speechbrain_w2vbert.inference.folder import ModelFolderError, asr_model, folder_lm_decoder, load_asr
+from speechbrain_w2vbert.inference.manifest import ManifestError
+from speechbrain_w2vbert.inference.quantization import quantize_asr_int8
+from speechbrain_w2vbert.inference.results import Transcript
+from speechbrain_w2vbert.inference.safety import UnsafeFolderError
+from speechbrain_w2vbert.inference.segmentation import VoiceActivitySegmenter
+from speechbrain_w2vbert.inference.subtitles import subtitle_cues, to_srt, to_vtt
+from speechbrain_w2vbert.inference.transcriber import Transcriber
+
+__all__ = ["build_parser", "transcribe_files", "align_files", "format_results", "main"]
 
 FORMATS = ("text", "json", "tsv", "srt", "vtt")
 ALIGN_FORMATS = ("json", "srt", "vtt", "textgrid")
 SUFFIXES = {"srt": ".srt", "vtt": ".vtt", "textgrid": ".TextGrid", "json": ".json"}
+
+#: One result per input file: ``(file, Transcript or Alignment)``, or ``(file, error message)``.
+FileResult = Tuple[str, object]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--savedir",
                          help="where SpeechBrain links/fetches the model files (default: a temporary folder)")
         sub.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
+        sub.add_argument("--revision", help="hub repository revision; pin a commit hash for a repository you "
+                                            "do not control")
+        sub.add_argument("--trust-remote-code", action="store_true",
+                         help="open a model folder whose hyperparams.yaml names code this package's exports never "
+                              "name (it runs that code: only for authors you trust)")
 
     def audio_options(sub):
         """How audio is cut and run (transcribe, align)."""
@@ -106,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--stride-length", type=float, default=4.0,
                          help="seconds of context on each side of a chunk, dropped from its output (default: 4)")
         sub.add_argument("--int8", action="store_true",
-                         help="int8 dynamic quantisation of the encoder's linear layers (CPU; faster, see README)")
+                         help="int8 dynamic quantisation of the encoder's linear layers (CPU; faster: docs/benchmarks.md)")
         sub.add_argument("--no-progress", action="store_true", help="no progress bar for chunked files")
         sub.add_argument("--output", help="output file (or folder for subtitles/TextGrids of several files); "
                                           "default stdout")
@@ -142,44 +168,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_model(source: str, savedir: Optional[str] = None, device: str = "cpu"):
-    """The ``EncoderASR`` of a model folder or hub repository, loaded with
-    ``EncoderASR.from_hparams`` on ``device``."""
-    from speechbrain.inference.ASR import EncoderASR
-
-    return EncoderASR.from_hparams(source=source, savedir=savedir, run_opts={"device": device})
-
-
-def transcribe_files(transcriber, paths: Sequence[str], timestamps: bool = False) -> List[Dict]:
-    """Transcribe files; one dict per path, in order, with ``file`` and
-    either the transcription or ``error`` (the message of a file that could
-    not be transcribed)."""
-    from speechbrain_w2vbert.audio import AudioError
-
+def transcribe_files(transcriber: Transcriber, paths: Sequence[str], timestamps: bool = False) -> List[FileResult]:
+    """Transcribe files: one ``(path, Transcript)`` per path, in order, or
+    ``(path, message)`` for a file that could not be transcribed."""
     wavs, readable, results = [], [], []
     for path in paths:
         try:
             wavs.append(transcriber.read(path))
             readable.append(len(results))
-            results.append({"file": path})
+            results.append((path, None))
         except AudioError as error:
-            results.append({"file": path, "error": str(error)})
+            results.append((path, str(error)))
     for i, result in zip(readable, transcriber.transcribe_waveforms(wavs, timestamps)):
-        results[i].update(result)
+        results[i] = (results[i][0], result if isinstance(result, Transcript) else str(result))
     return results
 
 
-def align_files(transcriber, pairs: Sequence[Tuple[str, str]]) -> List[Dict]:
-    """Align ``(audio, transcript file)`` pairs; one dict per pair, in order,
-    with ``file`` and ``transcript`` and either the alignment
-    (:meth:`~speechbrain_w2vbert.transcribe.Transcriber.align_waveform`) or
-    ``error`` (the message of a pair that could not be aligned)."""
-    from speechbrain_w2vbert.alignment import AlignmentError
-    from speechbrain_w2vbert.audio import AudioError
-
+def align_files(transcriber: Transcriber, pairs: Sequence[Tuple[str, str]]) -> List[FileResult]:
+    """Align ``(audio, transcript file)`` pairs: one ``(audio, Alignment)``
+    per pair, in order, or ``(audio, message)`` for a pair that could not
+    be aligned (the message names the transcript file where it is at fault)."""
     results = []
     for audio, transcript in pairs:
-        result = {"file": audio, "transcript": transcript}
         try:
             if transcript == "-":
                 text = sys.stdin.read()
@@ -187,42 +197,42 @@ def align_files(transcriber, pairs: Sequence[Tuple[str, str]]) -> List[Dict]:
                 with open(transcript, encoding="utf-8") as f:
                     text = f.read()
         except (OSError, UnicodeDecodeError) as error:
-            results.append({**result, "error": f"transcript {transcript}: {error}"})
+            results.append((audio, f"transcript {transcript}: {error}"))
             continue
         try:
-            result.update(transcriber.align_waveform(transcriber.read(audio), text))
+            results.append((audio, transcriber.align_waveform(transcriber.read(audio), text)))
         except AlignmentError as error:
-            result["error"] = f"transcript {transcript}: {error}"
+            results.append((audio, f"transcript {transcript}: {error}"))
         except AudioError as error:
-            result["error"] = str(error)
-        results.append(result)
+            results.append((audio, str(error)))
     return results
 
 
-def format_results(results: Sequence[Dict], fmt: str, **cue_options) -> str:
+def _as_json(path: str, result) -> Dict:
+    """The JSON form of one file's result: ``{"file", **result.to_json()}`` or ``{"file", "error"}``."""
+    return {"file": path, "error": result} if isinstance(result, str) else {"file": path, **result.to_json()}
+
+
+def format_results(results: Sequence[FileResult], fmt: str, **cue_options) -> str:
     """The successful results as ``text``, ``tsv``, ``json`` (all results),
     ``srt``, ``vtt`` (cues of their segments' words,
-    :func:`speechbrain_w2vbert.subtitles.subtitle_cues` with ``cue_options``)
-    or ``textgrid`` (one alignment)."""
-    from speechbrain_w2vbert.subtitles import subtitle_cues, to_srt, to_vtt
-
-    ok = [r for r in results if "error" not in r]
+    :func:`speechbrain_w2vbert.inference.subtitles.subtitle_cues` with
+    ``cue_options``) or ``textgrid`` (alignments)."""
+    ok = [(path, r) for path, r in results if not isinstance(r, str)]
     if fmt == "json":
-        return json.dumps(list(results), ensure_ascii=False, indent=1) + "\n"
+        return json.dumps([_as_json(path, r) for path, r in results], ensure_ascii=False, indent=1) + "\n"
     if fmt == "tsv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
         writer.writerow(["file", "duration", "text"])
-        writer.writerows([r["file"], r["duration"], r["text"]] for r in ok)
+        writer.writerows([path, r.duration, r.text] for path, r in ok)
         return buffer.getvalue()
     if fmt in ("srt", "vtt"):
-        cues = [cue for r in ok for cue in subtitle_cues(r["segments"], **cue_options)]
+        cues = [cue for _, r in ok for cue in subtitle_cues(r.segments, **cue_options)]
         return to_srt(cues) if fmt == "srt" else to_vtt(cues)
     if fmt == "textgrid":
-        from speechbrain_w2vbert.alignment import to_textgrid
-
-        return "".join(to_textgrid(r["words"], r["duration"]) for r in ok)
-    return "".join(r["text"] + "\n" for r in ok)
+        return "".join(to_textgrid(r.words, r.duration) for _, r in ok)
+    return "".join(r.text + "\n" for _, r in ok)
 
 
 def _write(text: str, path: Optional[str]) -> None:
@@ -234,59 +244,40 @@ def _write(text: str, path: Optional[str]) -> None:
             f.write(text)
 
 
-def _write_results(results: Sequence[Dict], fmt: str, output: Optional[str], **cue_options) -> None:
+def _write_results(results: Sequence[FileResult], fmt: str, output: Optional[str], **cue_options) -> None:
     """One output for all results, except subtitles and TextGrids of several
     files: one file each in the folder ``output`` (``<name>.srt``...)."""
     if fmt not in ("srt", "vtt", "textgrid") or len(results) == 1 or output is None:
         _write(format_results(results, fmt, **cue_options), output)
         return
     os.makedirs(output, exist_ok=True)
-    for result in results:
-        if "error" not in result:
-            name = os.path.splitext(os.path.basename(result["file"]))[0] + SUFFIXES[fmt]
-            _write(format_results([result], fmt, **cue_options), os.path.join(output, name))
+    for path, result in results:
+        if not isinstance(result, str):
+            name = os.path.splitext(os.path.basename(path))[0] + SUFFIXES[fmt]
+            _write(format_results([(path, result)], fmt, **cue_options), os.path.join(output, name))
 
 
-def _report(results: Sequence[Dict]) -> int:
+def _report(results: Sequence[FileResult]) -> int:
     """Prints each failure on stderr with its file; the exit status."""
-    for result in results:
-        if "error" in result:
-            print(f"w2vbert-asr: {result['file']}: {result['error']}", file=sys.stderr)
-    return 1 if any("error" in r for r in results) else 0
-
-
-def folder_decoder(asr):
-    """The ``LMBeamDecoder`` of a loaded model folder, or None when it has no LM."""
-    decoder = getattr(asr.hparams, "lm_decoder", None)
-    return decoder if decoder is not None and decoder.uses_lm else None
+    failed = [(path, r) for path, r in results if isinstance(r, str)]
+    for path, message in failed:
+        print(f"w2vbert-asr: {path}: {message}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _decoder(args, asr):
-    """The beam-search decoder the options ask for (None: greedy)."""
-    decoder = folder_decoder(asr)
-    wants_lm = args.lm if args.lm is not None else decoder is not None
-    if not wants_lm:
-        if args.hotwords:
-            raise SystemExit("w2vbert-asr: --hotwords need the LM (drop --no-lm)")
-        return None
-    if decoder is None:
-        raise SystemExit(f"w2vbert-asr: {args.model} has no language model (lm.ckpt): drop --lm, or train the "
-                         "recipe with lm_decoding: True")
+    """The beam-search decoder the options ask for (None: greedy); exits on bad options."""
     try:
-        return decoder.with_options(beam_size=args.beam_size, lm_weight=args.lm_weight, word_bonus=args.word_bonus,
-                                    hotwords=args.hotwords or None, hotword_weight=args.hotword_weight)
+        return select_decoder(folder_lm_decoder(asr), args.lm, beam_size=args.beam_size, lm_weight=args.lm_weight,
+                              word_bonus=args.word_bonus, hotwords=tuple(args.hotwords),
+                              hotword_weight=args.hotword_weight)
     except ValueError as error:
-        raise SystemExit(f"w2vbert-asr: {error}") from None
+        raise SystemExit(f"w2vbert-asr: {args.model}: {error}") from None
 
 
 def _transcriber(args, asr, decoder=None):
     """The Transcriber the audio options ask for (exits on bad options)."""
-    from speechbrain_w2vbert.segmentation import VoiceActivitySegmenter
-    from speechbrain_w2vbert.transcribe import Transcriber
-
     if args.int8:
-        from speechbrain_w2vbert.quantization import quantize_asr_int8
-
         try:
             quantize_asr_int8(asr)
         except ValueError as error:
@@ -335,10 +326,10 @@ def _run_align(args, asr) -> int:
 
 
 def _run_export(args, asr) -> int:
-    from speechbrain_w2vbert.export import save_hf_folder
+    from speechbrain_w2vbert.hf import save_hf_folder  # transformers' processors load only here
 
-    model = asr.mods.encoder
-    save_hf_folder(args.out_dir, model.encoder, model.head, asr.tokenizer, folder_decoder(asr))
+    model = asr_model(asr)
+    save_hf_folder(args.out_dir, model.encoder, model.head, asr.tokenizer, folder_lm_decoder(asr))
     print(args.out_dir)
     return 0
 
@@ -348,7 +339,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     with contextlib.ExitStack() as stack:
         savedir = args.savedir or stack.enter_context(tempfile.TemporaryDirectory(prefix="w2vbert-asr-"))
-        asr = load_model(args.model, savedir, args.device)
+        try:
+            asr = load_asr(args.model, savedir, args.device, trust_remote_code=args.trust_remote_code,
+                           revision=args.revision)
+        except (UnsafeFolderError, ManifestError, ModelFolderError) as error:
+            raise SystemExit(f"w2vbert-asr: {error}") from None
         if args.command == "transcribe":
             return _run_transcribe(args, asr)
         if args.command == "align":

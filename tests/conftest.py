@@ -122,9 +122,9 @@ def tiny_training():
 @pytest.fixture(scope="session")
 def asr(tmp_path_factory):
     """The test model loaded with SpeechBrain's EncoderASR."""
-    from speechbrain_w2vbert.cli import load_model
+    from speechbrain_w2vbert.inference.folder import load_asr
 
-    return load_model(MODEL, str(tmp_path_factory.mktemp("asr")))
+    return load_asr(MODEL, str(tmp_path_factory.mktemp("asr")))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Forced alignment (speechbrain_w2vbert.alignment, Transcriber.align_waveform,
+"""Forced alignment (speechbrain_w2vbert.inference.alignment, Transcriber.align_waveform,
 ``w2vbert-asr align``): optimal paths, word times of a long recording of
 known utterance boundaries, JSON / SRT / TextGrid output, and bad input."""
 
@@ -21,9 +21,9 @@ def test_aligning_the_greedy_transcript_finds_the_greedy_path(asr, sample_test_r
     """The greedy path is the best path of all, so the best path of its own
     transcript (torchaudio's forced_align through our wrapper) scores the
     same: the ids, blank and shapes are handed over right."""
-    from speechbrain_w2vbert.alignment import align_ids
-    from speechbrain_w2vbert.tokenizer import collapse_ctc
-    from speechbrain_w2vbert.transcribe import Transcriber
+    from speechbrain_w2vbert.inference.alignment import align_ids
+    from speechbrain_w2vbert.text.tokenizer import collapse_ctc
+    from speechbrain_w2vbert.inference.transcriber import Transcriber
 
     transcriber = Transcriber(asr)
     log_probs = transcriber.pieces_log_probs([transcriber.read(r["wav"]) for r in sample_test_rows[:6]])
@@ -37,7 +37,7 @@ def test_aligning_the_greedy_transcript_finds_the_greedy_path(asr, sample_test_r
 
 
 def test_split_transcript_follows_the_segments():
-    from speechbrain_w2vbert.alignment import split_transcript
+    from speechbrain_w2vbert.inference.alignment import split_transcript
 
     words = "राम घर गयो सीता बजार गइन् हरि भात खायो".split()
     hyps = ["राम घर गय", "", "सित बजर गइन", "हर भत खयो"]
@@ -49,10 +49,10 @@ def test_long_recording_aligned_segment_by_segment(asr, long_recording):
     """The known transcript of the 2-minute recording, aligned: words come
     back in order, each of at least 95% of them inside its own utterance's
     span (the pauses are known), every character inside its word."""
-    from speechbrain_w2vbert.transcribe import Transcriber
+    from speechbrain_w2vbert.inference.transcriber import Transcriber
 
     transcript = " ".join(ref for _, _, ref in long_recording.parts)
-    result = Transcriber(asr).align_waveform(long_recording.wav, transcript)
+    result = Transcriber(asr).align_waveform(long_recording.wav, transcript).to_json()
     words = result["words"]
     assert [w["word"] for w in words] == transcript.split()
     owner = [k for k, (_, _, ref) in enumerate(long_recording.parts) for _ in ref.split()]
@@ -64,8 +64,8 @@ def test_long_recording_aligned_segment_by_segment(asr, long_recording):
     for word in words:
         assert "".join(c["char"] for c in word["chars"]) == word["word"]
         assert word["start"] == word["chars"][0]["start"] and word["end"] == word["chars"][-1]["end"]
-        assert 0.0 <= word["score"] <= 1.0
-    assert 0.0 < result["score"] < 1.0
+        assert 0.0 <= word["confidence"] <= 1.0
+    assert 0.0 < result["confidence"] < 1.0
 
 
 def _textgrid_tiers(text):
@@ -144,7 +144,7 @@ def test_any_sample_rate_is_resampled_to_the_models(asr, sample_test_rows, tmp_p
     import soundfile as sf
     import torchaudio
 
-    from speechbrain_w2vbert.transcribe import Transcriber
+    from speechbrain_w2vbert.inference.transcriber import Transcriber
 
     row = sample_test_rows[1]
     transcriber = Transcriber(asr)
@@ -154,8 +154,8 @@ def test_any_sample_rate_is_resampled_to_the_models(asr, sample_test_rows, tmp_p
     (tmp_path / "t.txt").write_text(row["wrd"], encoding="utf-8")
     _, out, _ = cli("align", MODEL, tmp_path / "narrow.wav", tmp_path / "t.txt", "--savedir", savedir)
     (from_file,) = json.loads(out)
-    reference = transcriber.align_waveform(wav, row["wrd"])
-    from_tensor = transcriber.align_waveform(narrow, row["wrd"], sample_rate=8000)
+    reference = transcriber.align_waveform(wav, row["wrd"]).to_json()
+    from_tensor = transcriber.align_waveform(narrow, row["wrd"], sample_rate=8000).to_json()
     for result in (from_file, from_tensor):
         assert [w["word"] for w in result["words"]] == [w["word"] for w in reference["words"]]
         assert max(abs(a["start"] - b["start"]) for a, b in zip(result["words"], reference["words"])) <= 0.04
@@ -164,7 +164,7 @@ def test_any_sample_rate_is_resampled_to_the_models(asr, sample_test_rows, tmp_p
 
 
 def test_a_trellis_too_large_is_refused_before_it_is_allocated(monkeypatch):
-    from speechbrain_w2vbert import alignment
+    from speechbrain_w2vbert.inference import alignment
 
     monkeypatch.setattr(alignment, "MAX_TRELLIS", 1000)
     with pytest.raises(alignment.AlignmentError, match=r"too long to align in one piece: .*--segment vad"):

@@ -5,8 +5,8 @@ import torch
 from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
 
 from speechbrain_w2vbert import TINY_CONFIG_DIR
-from speechbrain_w2vbert.attention import BucketedRelativeKeySelfAttention
-from speechbrain_w2vbert.lobe import W2VBert, build_model
+from speechbrain_w2vbert.models.attention import BucketedRelativeKeySelfAttention
+from speechbrain_w2vbert.models.w2vbert import W2VBert, build_model
 
 
 def forward_backward(model, features, mask):
@@ -86,8 +86,8 @@ def test_a_transformers_release_that_changes_the_class_is_an_error():
     from transformers.models.wav2vec2_bert.modeling_wav2vec2_bert import (Wav2Vec2BertConvolutionModule,
                                                                           Wav2Vec2BertSelfAttention)
 
-    from speechbrain_w2vbert.attention import use_bucketed_attention
-    from speechbrain_w2vbert.convolution import use_time_major_convolution
+    from speechbrain_w2vbert.models.attention import use_bucketed_attention
+    from speechbrain_w2vbert.models.convolution import use_time_major_convolution
 
     config = Wav2Vec2BertConfig.from_pretrained(TINY_CONFIG_DIR)
     for original, swap, option in ((Wav2Vec2BertSelfAttention, use_bucketed_attention, "attn_implementation='sdpa'"),

@@ -86,7 +86,7 @@ def test_bad_files_are_reported_and_the_others_transcribed(asr, test_files, tmp_
 def test_chunk_frames_tile_the_file(asr):
     """Chunk starts on the frame grid: the kept frames of all chunks are as
     many as the frames of the whole file."""
-    from speechbrain_w2vbert.transcribe import Transcriber
+    from speechbrain_w2vbert.inference.transcriber import Transcriber
 
     wav = torch.randn(16000 * 23 + 123) * 0.1
     whole = Transcriber(asr, chunk_length=60).frame_log_probs(wav)
@@ -101,7 +101,7 @@ def test_chunk_spans_tile_the_file_with_whole_chunks(seconds):
     last one is a whole chunk; the kept frames tile the file's frames once;
     each kept frame has at least ``stride`` of context on both sides where
     the file has it."""
-    from speechbrain_w2vbert.chunking import chunk_spans
+    from speechbrain_w2vbert.inference.chunking import chunk_spans
 
     frame, chunk, stride = 320, 16000 * 20, 16000 * 4
     num_samples = int(seconds * 16000)
@@ -125,7 +125,7 @@ def test_stitching_chunks_of_one_sequence_gives_it_back():
     """Chunks that agree on the overlap (slices of one sequence) stitch back
     into that sequence exactly, wherever the borders move; the borders go
     to the blank run in the overlap."""
-    from speechbrain_w2vbert.chunking import chunk_spans, stitch_chunks
+    from speechbrain_w2vbert.inference.chunking import chunk_spans, stitch_chunks
 
     frame, total = 320, 16000 * 50
     spans = chunk_spans(total, 16000 * 20, 16000 * 4, frame)
@@ -157,7 +157,7 @@ def test_long_file_chunked_with_word_timestamps(asr, long_recording, tmp_path, s
     616 vs 613 errors over the 38 parts, 8 parts better and 11 worse, at
     most 2 characters; 600 vs 613 with 8 s / 1.5 s chunks).
     """
-    from speechbrain_w2vbert.transcribe import Transcriber
+    from speechbrain_w2vbert.inference.transcriber import Transcriber
 
     parts = [(a, b + 1.0, ref) for a, b, ref in long_recording.parts]  # each with the pause after it
     out = tmp_path / "long.json"
@@ -165,7 +165,7 @@ def test_long_file_chunked_with_word_timestamps(asr, long_recording, tmp_path, s
         "--segment", "fixed", "--chunk-length", 10, "--stride-length", 2, "--batch-size", 4, "--output", out,
         "--no-progress")
     (result,) = json.loads(out.read_text(encoding="utf-8"))
-    whole = Transcriber(asr, chunk_length=200).transcribe_waveforms([long_recording.wav], timestamps=True)[0]
+    whole = Transcriber(asr, chunk_length=200).transcribe_waveforms([long_recording.wav], timestamps=True)[0].to_json()
 
     def part_errors(words):
         """Edit distance of each part's words (by their middle time) to its reference."""

@@ -5,8 +5,8 @@ from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
 from transformers.models.wav2vec2_bert.modeling_wav2vec2_bert import Wav2Vec2BertConvolutionModule
 
 from speechbrain_w2vbert import TINY_CONFIG_DIR
-from speechbrain_w2vbert.convolution import TimeMajorConvolutionModule, use_time_major_convolution
-from speechbrain_w2vbert.lobe import W2VBert, build_model
+from speechbrain_w2vbert.models.convolution import TimeMajorConvolutionModule, use_time_major_convolution
+from speechbrain_w2vbert.models.w2vbert import W2VBert, build_model
 
 
 def forward_backward(module, hidden, mask):

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_w2vbert.ctc import greedy_decode
-from speechbrain_w2vbert.decoding import LMBeamDecoder, error_counts, tune_lm_weights
-from speechbrain_w2vbert.ngram import LMError, build_ngram_lm, load_kenlm, perplexity
-from speechbrain_w2vbert.tokenizer import CharTokenizer
+from speechbrain_w2vbert.lm.beam import LMBeamDecoder, tune_lm_weights
+from speechbrain_w2vbert.lm.ngram import LMError, NgramLM, load_kenlm, perplexity
+from speechbrain_w2vbert.models.ctc import greedy_decode
+from speechbrain_w2vbert.text.scoring import error_counts
+from speechbrain_w2vbert.text.tokenizer import CharTokenizer
 from tests.helpers import MODEL
 
 
@@ -28,7 +29,7 @@ def lm(sample_corpus, tokenizer, tmp_path_factory):
     """The 3-gram LM of the sample corpus' training transcripts (kaldingram)."""
     folder = str(tmp_path_factory.mktemp("lm"))
     train, dev = (os.path.join(sample_corpus.save_folder, f"{s}.csv") for s in ("train", "dev"))
-    return build_ngram_lm(train, folder, tokenizer, order=3, dev_csv=dev, estimator="kaldingram")
+    return NgramLM.build(train, folder, tokenizer, order=3, dev_csv=dev, estimator="kaldingram")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_lm_is_valid_arpa_whose_contexts_sum_to_one(sample_corpus, tokenizer, tm
     if estimator == "lmplz" and shutil.which("lmplz") is None:
         pytest.skip("lmplz is not on PATH (make lmplz builds it)")
     train = os.path.join(sample_corpus.save_folder, "train.csv")
-    report = build_ngram_lm(train, str(tmp_path), tokenizer, order=order, estimator=estimator)
+    report = NgramLM.build(train, str(tmp_path), tokenizer, order=order, estimator=estimator).report
     assert report["estimator"] == estimator and report["order"] == order
     assert sorted(int(n) for n in report["ngram_counts"]) == list(range(1, order + 1))
     model = load_kenlm(report["arpa"])
@@ -91,31 +92,31 @@ def test_lm_is_valid_arpa_whose_contexts_sum_to_one(sample_corpus, tokenizer, tm
 
 
 def test_lm_build_report_and_cache(lm, sample_corpus, tokenizer):
-    with open(lm["report"], encoding="utf-8") as f:
-        assert json.load(f)["fingerprint"] == lm["fingerprint"]
-    assert lm["sentences"] == len(sample_corpus.rows("train")) and lm["dropped_words"] == 0
-    assert 1 < lm["dev_perplexity"] < lm["vocabulary"] and 0 < lm["dev_oov_rate"] < 0.2  # OOVs left out of the ppl
-    model = load_kenlm(lm["arpa"])
+    with open(lm.report["report"], encoding="utf-8") as f:
+        assert json.load(f)["fingerprint"] == lm.report["fingerprint"]
+    assert lm.report["sentences"] == len(sample_corpus.rows("train")) and lm.report["dropped_words"] == 0
+    assert 1 < lm.report["dev_perplexity"] < lm.report["vocabulary"] and 0 < lm.report["dev_oov_rate"] < 0.2  # OOVs left out of the ppl
+    model = load_kenlm(lm.path)
     sentence = sample_corpus.rows("train")[0]["wrd"]  # no OOV: kenlm's own perplexity
     assert perplexity(model, [sentence]) == (pytest.approx(model.perplexity(sentence), rel=1e-6), 0.0)
-    with open(lm["unigrams"], encoding="utf-8") as f:
+    with open(lm.report["unigrams"], encoding="utf-8") as f:
         words = f.read().split()
-    assert len(words) == lm["vocabulary"] == lm["ngram_counts"]["1"] - 2  # <s>, </s>
+    assert len(words) == lm.report["vocabulary"] == lm.report["ngram_counts"]["1"] - 3  # <s>, </s>, <unk>
     dev_words = {w for row in sample_corpus.rows("dev") for w in row["wrd"].split()}
     train_words = {w for row in sample_corpus.rows("train") for w in row["wrd"].split()}
     assert set(words) == train_words and set(words) != train_words | dev_words  # train text only
-    mtime = os.path.getmtime(lm["arpa"])
+    mtime = os.path.getmtime(lm.path)
     train = os.path.join(sample_corpus.save_folder, "train.csv")
-    again = build_ngram_lm(train, os.path.dirname(lm["arpa"]), tokenizer, order=3, estimator="kaldingram")
-    assert again["fingerprint"] == lm["fingerprint"] and os.path.getmtime(lm["arpa"]) == mtime  # skipped
+    again = NgramLM.build(train, os.path.dirname(lm.path), tokenizer, order=3, estimator="kaldingram").report
+    assert again["fingerprint"] == lm.report["fingerprint"] and os.path.getmtime(lm.path) == mtime  # skipped
 
 
 def test_lm_extra_text_is_normalised_and_filtered(sample_corpus, tokenizer, tmp_path):
     extra = tmp_path / "extra.txt"
     extra.write_text("नयाँ  शब्द।\nEnglish words here\nअर्को ☃ वाक्य\n", encoding="utf-8")
     train = os.path.join(sample_corpus.save_folder, "train.csv")
-    report = build_ngram_lm(train, str(tmp_path / "lm"), tokenizer, order=3, extra_texts=[str(extra)],
-                            estimator="kaldingram")
+    report = NgramLM.build(train, str(tmp_path / "lm"), tokenizer, order=3, extra_texts=[str(extra)],
+                            estimator="kaldingram").report
     with open(report["corpus"], encoding="utf-8") as f:
         lines = f.read().splitlines()
     assert lines[-2:] == ["नयाँ शब्द", "अर्को वाक्य"]  # danda and extra space gone, Latin line and ☃ dropped
@@ -126,10 +127,10 @@ def test_bad_input_gives_an_error_naming_the_file(sample_corpus, tokenizer, tmp_
     empty = tmp_path / "empty.csv"
     empty.write_text("ID,duration,wav,spk_id,wrd\nu1,1.0,x.flac,s,ABC\n", encoding="utf-8")
     with pytest.raises(LMError, match="empty.csv"):
-        build_ngram_lm(str(empty), str(tmp_path / "lm"), tokenizer, order=3, estimator="kaldingram")
+        NgramLM.build(str(empty), str(tmp_path / "lm"), tokenizer, order=3, estimator="kaldingram")
     train = os.path.join(sample_corpus.save_folder, "train.csv")
     with pytest.raises(LMError, match="missing.txt"):
-        build_ngram_lm(train, str(tmp_path / "lm"), tokenizer, extra_texts=[str(tmp_path / "missing.txt")])
+        NgramLM.build(train, str(tmp_path / "lm"), tokenizer, extra_texts=[str(tmp_path / "missing.txt")])
     corrupt = tmp_path / "corrupt.arpa"
     corrupt.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1.0 क\nrubbish\n", encoding="utf-8")
     for path, pattern in ((tmp_path / "none.arpa", "none.arpa: no such"), (corrupt, "corrupt.arpa: kenlm cannot")):
@@ -146,7 +147,7 @@ def test_lm_decoding_beats_greedy_and_beam_without_lm(lm, tokenizer, test_log_pr
     log_probs, refs = test_log_probs
     greedy = [tokenizer.decode_ids(ids) for ids in greedy_decode(torch.nn.utils.rnn.pad_sequence(log_probs, True))]
     beam = LMBeamDecoder(tokenizer.tokens, beam_size=20).decode(log_probs)
-    with_lm = LMBeamDecoder(tokenizer.tokens, lm_path=lm["arpa"], beam_size=20, lm_weight=0.5,
+    with_lm = LMBeamDecoder(tokenizer.tokens, lm_path=lm.path, beam_size=20, lm_weight=0.5,
                             word_bonus=1.0).decode(log_probs)
     g, b, m = (error_counts(h, refs) for h in (greedy, beam, with_lm))
     assert abs(b["word_errors"] - g["word_errors"]) <= 2  # beam search alone is about greedy
@@ -157,13 +158,13 @@ def test_tuning_picks_the_best_grid_point(lm, tokenizer, test_log_probs):
     log_probs, refs = test_log_probs
     arrays = [lp.numpy() for lp in log_probs[:10]]
     weights, bonuses = [0.0, 0.5, 2.0], [0.0, 2.0]
-    decoder = LMBeamDecoder(tokenizer.tokens, lm_path=lm["arpa"], beam_size=10)
+    decoder = LMBeamDecoder(tokenizer.tokens, lm_path=lm.path, beam_size=10)
     result = tune_lm_weights(decoder, arrays, refs[:10], weights, bonuses, workers=2)
     # the answer, by decoding every grid point here, one by one
     known = {}
     for a in weights:
         for b in bonuses:
-            hyps = LMBeamDecoder(tokenizer.tokens, lm_path=lm["arpa"], beam_size=10, lm_weight=a,
+            hyps = LMBeamDecoder(tokenizer.tokens, lm_path=lm.path, beam_size=10, lm_weight=a,
                                  word_bonus=b).decode(arrays)
             known[a, b] = error_counts(hyps, refs[:10])
     assert {(g["lm_weight"], g["word_bonus"]): {k: g[k] for k in known[0.0, 0.0]} for g in result["grid"]} == known
@@ -177,7 +178,7 @@ def test_tuning_is_cached(lm, tokenizer, test_log_probs, tmp_path):
     log_probs, refs = test_log_probs
     arrays = [lp.numpy() for lp in log_probs[:4]]
     cache = str(tmp_path / "tuning.json")
-    decoder = LMBeamDecoder(tokenizer.tokens, lm_path=lm["arpa"], beam_size=5)
+    decoder = LMBeamDecoder(tokenizer.tokens, lm_path=lm.path, beam_size=5)
     threads = torch.get_num_threads()
     first = tune_lm_weights(decoder, arrays, refs[:4], [0.5, 1.0], [1.0], cache_file=cache, cache_key="lm1")
     assert os.path.isfile(cache) and first["workers"] == 1
@@ -199,7 +200,7 @@ def test_hotwords_change_the_transcript(tmp_path):
     train = tmp_path / "train.csv"
     train.write_text("ID,duration,wav,spk_id,wrd\n" + "".join(f"u{i},1,x,s,ab ab ba\n" for i in range(5)),
                      encoding="utf-8")
-    report = build_ngram_lm(str(train), str(tmp_path / "lm"), tok, order=2, estimator="kaldingram")
+    report = NgramLM.build(str(train), str(tmp_path / "lm"), tok, order=2, estimator="kaldingram").report
     # frames: a or c (c slightly more likely acoustically), then b
     probs = torch.full((4, 6), 1e-4)
     probs[0, 3], probs[0, 5] = 0.45, 0.55
@@ -215,11 +216,12 @@ def test_hotwords_change_the_transcript(tmp_path):
 @pytest.fixture(scope="module")
 def lm_folder(asr, lm, tmp_path_factory):
     """The test model exported again with the LM (weight 0.5, bonus 1.0)."""
-    from speechbrain_w2vbert.export import export_inference_folder
+    from speechbrain_w2vbert.inference.folder import asr_model, export_inference_folder
 
     folder = str(tmp_path_factory.mktemp("lm_model") / "model")
-    decoder = LMBeamDecoder(asr.tokenizer.tokens, lm_path=lm["arpa"], beam_size=20, lm_weight=0.5, word_bonus=1.0)
-    export_inference_folder(folder, asr.mods.encoder.encoder, asr.mods.encoder.head, asr.tokenizer, decoder)
+    decoder = LMBeamDecoder(asr.tokenizer.tokens, lm_path=lm.path, beam_size=20, lm_weight=0.5, word_bonus=1.0)
+    model = asr_model(asr)
+    export_inference_folder(folder, model.encoder, model.head, asr.tokenizer, decoder)
     return folder, decoder
 
 
@@ -255,34 +257,67 @@ def test_cli_lm_options(lm_folder, test_log_probs, sample_test_rows, capsys):
         lm_weight=0.0, word_bonus=0.0, beam_size=5).decode(log_probs[:4])
     with pytest.raises(SystemExit, match="has no language model"):
         main(["transcribe", MODEL, files[0], "--lm"])
-    with pytest.raises(SystemExit, match="--hotwords need the LM"):
+    with pytest.raises(SystemExit, match="hotwords need the LM"):
         main(["transcribe", folder, files[0], "--no-lm", "--hotwords", "घर"])
 
 
-def test_hf_export_with_lm_agrees_with_pyctcdecode(lm_folder, test_log_probs, sample_test_rows, tmp_path):
+@pytest.fixture(scope="module")
+def hf_lm_folder(lm_folder, tmp_path_factory):
+    """``w2vbert-asr export-hf`` of the folder with the LM."""
+    from speechbrain_w2vbert.cli import main
+
+    out = str(tmp_path_factory.mktemp("hf_lm") / "hf")
+    assert main(["export-hf", lm_folder[0], out]) == 0
+    return out
+
+
+def _hf_logits(folder, rows):
+    """The exported transformers model's logits of the rows' files, through its own processor."""
     import soundfile as sf
     from transformers import AutoModelForCTC, AutoProcessor
 
-    from speechbrain_w2vbert.cli import main
-
-    folder, decoder = lm_folder
-    out = str(tmp_path / "hf")
-    assert main(["export-hf", folder, out]) == 0
-    assert {"alphabet.json", "language_model"} <= set(os.listdir(out))
-    processor = AutoProcessor.from_pretrained(out)
-    assert type(processor).__name__ == "Wav2Vec2ProcessorWithLM"
-    model = AutoModelForCTC.from_pretrained(out).eval()
-    log_probs, _ = test_log_probs
-    ours = decoder.decode(log_probs)
-    theirs = []
-    for row in sample_test_rows:
+    processor = AutoProcessor.from_pretrained(folder)
+    assert type(processor).__name__ == "Wav2Vec2BertProcessor"  # the plain processor, not the deprecated one
+    model = AutoModelForCTC.from_pretrained(folder).eval()
+    logits = []
+    for row in rows:
         wav, rate = sf.read(row["wav"], dtype="float32")
-        inputs = processor(wav, sampling_rate=rate, return_tensors="pt")
         with torch.no_grad():
-            logits = model(**inputs).logits
-        theirs.append(processor.batch_decode(logits.numpy(), beam_width=decoder.beam_size).text[0])
-    assert theirs == ours
-    assert np.isclose(processor.decoder.model_container[processor.decoder._model_key].alpha, decoder.lm_weight)
+            logits.append(model(**processor(wav, sampling_rate=rate, return_tensors="pt")).logits[0].numpy())
+    return logits
+
+
+def test_hf_export_with_lm_agrees_with_pyctcdecode(lm_folder, hf_lm_folder, test_log_probs, sample_test_rows):
+    """The Hugging Face folder keeps the LM in pyctcdecode's layout:
+    pyctcdecode's own decoder, loaded from it, gives our LM transcripts."""
+    from pyctcdecode import BeamSearchDecoderCTC
+
+    _, decoder = lm_folder
+    assert {"alphabet.json", "language_model"} <= set(os.listdir(hf_lm_folder))
+    pyctc = BeamSearchDecoderCTC.load_from_dir(hf_lm_folder)
+    assert np.isclose(pyctc.model_container[pyctc._model_key].alpha, decoder.lm_weight)
+    log_probs, _ = test_log_probs
+    theirs = [pyctc.decode(logits, beam_width=decoder.beam_size) for logits in _hf_logits(hf_lm_folder, sample_test_rows)]
+    assert theirs == decoder.decode(log_probs)
+
+
+def test_hf_export_with_lm_loads_in_the_processor_with_lm(lm_folder, hf_lm_folder, test_log_probs, sample_test_rows):
+    """Code written for ``Wav2Vec2ProcessorWithLM`` goes on working with the
+    folder while transformers has the class (deprecated in 5.23, removed in v6)."""
+    import transformers
+
+    if not hasattr(transformers, "Wav2Vec2ProcessorWithLM"):
+        pytest.skip(f"transformers {transformers.__version__} has no Wav2Vec2ProcessorWithLM")
+    import warnings
+
+    _, decoder = lm_folder
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        processor = transformers.Wav2Vec2ProcessorWithLM.from_pretrained(hf_lm_folder)
+    log_probs, _ = test_log_probs
+    logits = _hf_logits(hf_lm_folder, sample_test_rows[:6])
+    theirs = [processor.decode(lg, beam_width=decoder.beam_size).text for lg in logits]
+    assert theirs == decoder.decode(log_probs[:6])
 
 
 def test_lm_words_have_times_and_confidences(lm_folder, sample_test_rows, capsys):

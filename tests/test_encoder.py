@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from speechbrain_w2vbert import TINY_CONFIG_DIR
-from speechbrain_w2vbert.encoder import SpeechEncoder
-from speechbrain_w2vbert.lobe import W2VBert
-from speechbrain_w2vbert.wav2vec2 import TINY_CONFIG_DIRS, Wav2Vec2Encoder
+from speechbrain_w2vbert.models.encoder import SpeechEncoder
+from speechbrain_w2vbert.models.w2vbert import W2VBert
+from speechbrain_w2vbert.models.wav2vec2 import TINY_CONFIG_DIRS, Wav2Vec2Encoder
 
 ENCODERS = {
     "w2v-bert": lambda: W2VBert(TINY_CONFIG_DIR, pretrained=False),

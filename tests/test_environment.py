@@ -9,6 +9,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from speechbrain_w2vbert import environment
+from tools import envcheck
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK = os.path.join(ROOT, "requirements", "lock.txt")
@@ -23,7 +24,7 @@ def run_check(*args, pythonpath=None):
 
 
 def test_the_libraries_import_together(capsys):
-    assert environment.main(["--lock", LOCK]) == 0
+    assert envcheck.main(["--lock", LOCK]) == 0
     versions = ", ".join(f"{name} {importlib.metadata.version(name)}"
                          for name in ("torch", "torchaudio", "speechbrain", "transformers"))
     out = capsys.readouterr().out
@@ -53,14 +54,14 @@ def test_a_torchaudio_that_does_not_load_is_one_clear_line(tmp_path):
 
 
 def test_lock_round_trip_and_strict_comparison(tmp_path, capsys):
-    installed = environment.installed_versions()
+    installed = envcheck.installed_versions()
     lock = str(tmp_path / "lock.txt")
-    environment.write_lock(lock, installed)
-    assert environment.read_full_lock(lock) == installed
-    no_deps = environment.read_lock(environment.no_deps_lock(lock))
-    assert set(no_deps) == set(environment.NO_DEPS) and not set(no_deps) & set(environment.read_lock(lock))
-    assert environment.lock_python(lock) == "%d.%d" % sys.version_info[:2]
-    assert environment.main(["--lock", lock, "--strict"]) == 0
+    envcheck.write_lock(lock, installed)
+    assert envcheck.read_full_lock(lock) == installed
+    no_deps = envcheck.read_lock(envcheck.no_deps_lock(lock))
+    assert set(no_deps) == set(envcheck.NO_DEPS) and not set(no_deps) & set(envcheck.read_lock(lock))
+    assert envcheck.lock_python(lock) == "%d.%d" % sys.version_info[:2]
+    assert envcheck.main(["--lock", lock, "--strict"]) == 0
 
     with open(lock, encoding="utf-8") as f:
         text = f.read()
@@ -69,15 +70,15 @@ def test_lock_round_trip_and_strict_comparison(tmp_path, capsys):
     with open(lock, "w", encoding="utf-8") as f:
         f.write(text.replace(torch_pin, "torch==0.0.1\n"))
     capsys.readouterr()
-    assert environment.main(["--lock", lock, "--strict"]) == 1
+    assert envcheck.main(["--lock", lock, "--strict"]) == 1
     assert f"  torch: 0.0.1 -> {importlib.metadata.version('torch')}" in capsys.readouterr().out.splitlines()
-    assert environment.main(["--lock", lock]) == 0  # without --strict it only reports
+    assert envcheck.main(["--lock", lock]) == 0  # without --strict it only reports
 
 
 def test_lock_of_another_python_stops_the_install(tmp_path):
     lock = tmp_path / "lock.txt"
     lock.write_text("# Python 2.7.18 (Linux x86_64), written 2010-01-01.\nsix==1.16.0\n")
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "speechbrain_w2vbert", "environment.py"),
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "envcheck.py"),
                            "--python-of", str(lock)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "was tested with Python 2.7" in done.stderr
     assert "make install PYTHON=python2.7" in done.stderr
@@ -87,20 +88,20 @@ def test_bad_lock_line_names_the_file_and_line(tmp_path):
     lock = tmp_path / "lock.txt"
     lock.write_text("torch==2.11.0\ntorchaudio>=2.11\n")
     with pytest.raises(ValueError, match=r"lock.txt:2: not a `name==version` line: 'torchaudio>=2.11'"):
-        environment.read_lock(str(lock))
+        envcheck.read_lock(str(lock))
 
 
 def test_the_lock_satisfies_the_metadata_and_pins_the_torch_pair():
     """Every requirement of the installed package (pyproject.toml) admits the
     lock's version, and torch and torchaudio are pinned exactly, as a pair."""
-    lock = environment.read_lock(LOCK)
+    lock = envcheck.read_lock(LOCK)
     requirements = [Requirement(r) for r in importlib.metadata.requires("speechbrain-w2vbert")]
     for requirement in requirements:
         if requirement.marker is not None and not requirement.marker.evaluate({"extra": "test"}):
             continue
-        name = environment.canonical_name(requirement.name)
+        name = envcheck.canonical_name(requirement.name)
         assert name in lock, f"{requirement} is not in {LOCK}"
         assert requirement.specifier.contains(lock[name][1], prereleases=True), (requirement, lock[name])
-    pins = {environment.canonical_name(r.name): str(r.specifier) for r in requirements}
+    pins = {envcheck.canonical_name(r.name): str(r.specifier) for r in requirements}
     assert pins["torch"].startswith("==") and pins["torchaudio"].startswith("=="), pins
     assert pins["torch"] == f"=={lock['torch'][1]}" and pins["torchaudio"] == f"=={lock['torchaudio'][1]}"

@@ -15,7 +15,7 @@ import yaml
 from hyperpyyaml import load_hyperpyyaml
 
 import train
-from speechbrain_w2vbert.wav2vec2 import TINY_CONFIG_DIRS, Wav2Vec2Encoder
+from speechbrain_w2vbert.models.wav2vec2 import TINY_CONFIG_DIRS, Wav2Vec2Encoder
 from tests.helpers import HPARAMS_DIR
 
 FAMILY_HPARAMS = os.path.join(HPARAMS_DIR, "wav2vec2_ctc.yaml")

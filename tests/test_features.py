@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_w2vbert.features import SeamlessFbank
+from speechbrain_w2vbert.models.features import SeamlessFbank
 from tests.helpers import pad_batch
 
 # Max abs difference on normalised features. Measured at most 2.3e-5, on a

@@ -85,7 +85,7 @@ def test_conventions(path):
 def tiny_overrides(path, tmp_path):
     """The overrides that make a file's encoder one of the tiny random ones."""
     from speechbrain_w2vbert import TINY_CONFIG_DIR
-    from speechbrain_w2vbert.wav2vec2 import TINY_CONFIG_DIRS
+    from speechbrain_w2vbert.models.wav2vec2 import TINY_CONFIG_DIRS
 
     overrides = {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "out")}
     with open(path, encoding="utf-8") as f:

@@ -34,7 +34,7 @@ def hf_folder(asr, tmp_path_factory):
 def test_fixture_model_transcribes_words(asr, test_files):
     """Guard: the committed model is a trained one, and a folder written by
     0.1.0 (``W2VBertCTC``, ``w2v_bert:``) loads as an ``EncoderCTC``."""
-    from speechbrain_w2vbert.ctc import EncoderCTC
+    from speechbrain_w2vbert.models.ctc import EncoderCTC
 
     assert type(asr.mods.encoder) is EncoderCTC
     from speechbrain.utils.edit_distance import wer_details_for_batch
@@ -69,12 +69,12 @@ def test_hub_style_repo_offline(asr, test_files, tmp_path):
 
 
 def test_batched_equals_one_by_one(asr, test_files):
-    from speechbrain_w2vbert.transcribe import Transcriber
+    from speechbrain_w2vbert.inference.transcriber import Transcriber
 
     transcriber = Transcriber(asr, batch_size=4)
     wavs = [transcriber.read(r["wav"]) for r in test_files]
     assert len({w.shape[0] for w in wavs}) == len(wavs)  # real padding in every batch
-    batched = [r["text"] for r in transcriber.transcribe_waveforms(wavs)]
+    batched = [r.text for r in transcriber.transcribe_waveforms(wavs)]
     assert batched == [asr.transcribe_file(r["wav"]) for r in test_files]
 
 
@@ -155,8 +155,8 @@ def test_import_from_hf_gives_the_checkpoint_transcripts(asr, hf_folder, test_fi
     our pipeline gives HF's own greedy transcripts."""
     import transformers
 
-    from speechbrain_w2vbert.ctc import EncoderCTC
-    from speechbrain_w2vbert.export import from_hf_ctc
+    from speechbrain_w2vbert.models.ctc import EncoderCTC
+    from speechbrain_w2vbert.hf import from_hf_ctc
     from speechbrain_w2vbert.audio import read_audio
 
     vocab_size = asr.tokenizer.vocab_size
@@ -181,8 +181,8 @@ def test_recipe_evaluates_an_imported_checkpoint(hf_folder, test_files, asr, tmp
     and CER are those of EncoderASR's transcripts."""
     from speechbrain.utils.metric_stats import ErrorRateStats
 
-    from speechbrain_w2vbert.plot import read_train_log
-    from speechbrain_w2vbert.text import normalize_nepali
+    from speechbrain_w2vbert.training.plot import read_train_log
+    from speechbrain_w2vbert.text.normalize import normalize_nepali
 
     test_csv = str(tmp_path / "test.csv")
     with open(test_csv, "w", encoding="utf-8", newline="") as f:
@@ -216,12 +216,13 @@ def test_raw_waveform_encoder_exports_too(tmp_path, test_files):
     """The export is generic: a wav2vec 2.0 lobe (issue 6) goes to an
     EncoderASR folder under its own class and to ``Wav2Vec2ForCTC`` +
     ``Wav2Vec2Processor`` with the same greedy transcripts."""
-    wav2vec2 = pytest.importorskip("speechbrain_w2vbert.wav2vec2")
+    wav2vec2 = pytest.importorskip("speechbrain_w2vbert.models.wav2vec2")
     import transformers
     from speechbrain.inference.ASR import EncoderASR
 
-    from speechbrain_w2vbert.export import export_inference_folder, save_hf_folder
-    from speechbrain_w2vbert.tokenizer import CharTokenizer
+    from speechbrain_w2vbert.inference.folder import export_inference_folder
+    from speechbrain_w2vbert.hf import save_hf_folder
+    from speechbrain_w2vbert.text.tokenizer import CharTokenizer
     from speechbrain_w2vbert.audio import read_audio
 
     torch.manual_seed(0)
@@ -230,7 +231,7 @@ def test_raw_waveform_encoder_exports_too(tmp_path, test_files):
     tokenizer = CharTokenizer.build(r["wrd"] for r in test_files)
     head = torch.nn.Linear(encoder.model.config.hidden_size, tokenizer.vocab_size)
     export_inference_folder(str(tmp_path / "sb"), encoder, head, tokenizer)
-    assert "!new:speechbrain_w2vbert.wav2vec2.Wav2Vec2Encoder" in open(tmp_path / "sb" / "hyperparams.yaml").read()
+    assert "!new:speechbrain_w2vbert.models.wav2vec2.Wav2Vec2Encoder" in open(tmp_path / "sb" / "hyperparams.yaml").read()
     asr = EncoderASR.from_hparams(source=str(tmp_path / "sb"), savedir=str(tmp_path / "cache"))
     save_hf_folder(str(tmp_path / "hf"), encoder, head, tokenizer)
     pipe = transformers.pipeline("automatic-speech-recognition", model=str(tmp_path / "hf"), device="cpu")

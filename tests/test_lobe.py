@@ -9,7 +9,7 @@ from speechbrain.nnet.containers import LengthsCapableSequential
 from transformers import Wav2Vec2BertModel
 
 from speechbrain_w2vbert import TINY_CONFIG_DIR
-from speechbrain_w2vbert.lobe import FRONTEND_PRECISIONS, W2VBert
+from speechbrain_w2vbert.models.w2vbert import FRONTEND_PRECISIONS, W2VBert
 from tests.helpers import pad_batch
 
 

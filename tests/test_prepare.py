@@ -30,10 +30,10 @@ from openslr54_prepare import (
     random_split,
     read_transcripts,
     speaker_split,
-    texts_ctc_min_frames,
 )
 
-from speechbrain_w2vbert.text import has_latin, normalize_nepali
+from speechbrain_w2vbert.models.ctc import texts_min_frames
+from speechbrain_w2vbert.text.normalize import has_latin, normalize_nepali
 
 # The sample corpus' deliberately bad entries (make_sample_corpus.py logs them).
 BAD = {
@@ -341,12 +341,18 @@ def test_ctc_frames_never_exceed_w2vbert_frames():
         assert 0 <= ctc_frames(n / 16000, 25) <= twenty_five
 
 
-def test_texts_ctc_min_frames():
+def test_texts_min_frames():
     texts = ["", "कख", "कक", "ककक  ख", "क", "𑐀𑐀"]  # the last: two astral-plane characters
     expected = [0, 2, 3, 6 + 3, 1, 3]
-    assert texts_ctc_min_frames(texts) == expected
-    assert texts_ctc_min_frames(texts, batch_size=2) == expected  # batches of 2, 2, 2
-    assert texts_ctc_min_frames(texts[:1]) == [0] and texts_ctc_min_frames([]) == []
+    assert texts_min_frames(texts) == expected
+    assert texts_min_frames(texts, batch_size=2) == expected  # batches of 2, 2, 2
+    assert texts_min_frames(texts[:1]) == [0] and texts_min_frames([]) == []
+
+    class WordLabels:  # a tokenizer of one label per word (its length): fewer labels than characters
+        def encode(self, text):
+            return [len(word) for word in text.split()]
+
+    assert texts_min_frames(["कक ख", "क ख ग", ""], WordLabels()) == [2, 3 + 2, 0]
 
 
 def test_ctc_feasibility_filter(tmp_path):

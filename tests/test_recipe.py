@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import torch
@@ -70,7 +71,7 @@ def run(args, runner=False, check=True, threads=2, launcher=None, env=None):
 
 def read_log(output):
     """A run's train_log.txt, parsed (empty if absent)."""
-    from speechbrain_w2vbert.plot import read_train_log
+    from speechbrain_w2vbert.training.plot import read_train_log
 
     path = os.path.join(output, "train_log.txt")
     return read_train_log(path) if os.path.isfile(path) else []
@@ -146,6 +147,32 @@ def test_recipe_decodes_the_test_set_with_the_lm(trained):
     with open(os.path.join(output, "inference", "hyperparams.yaml"), encoding="utf-8") as f:
         assert f"lm_weight: {tuning['lm_weight']}" in f.read()
     assert {"alphabet.json", "language_model"} <= set(os.listdir(os.path.join(output, "hf_model")))
+
+
+def test_exported_folders_name_no_path_of_the_machine(trained, data, tmp_path):
+    """The model card gives the command as it would be typed again from the
+    repository (its paths relative or placeholders), and no file of the
+    exported folders holds an absolute path of the run; the folder's
+    manifest verifies and it opens through ``load_asr``."""
+    from speechbrain_w2vbert.inference.folder import load_asr
+    from speechbrain_w2vbert.inference.manifest import verify_manifest
+
+    output, _ = trained
+    with open(os.path.join(output, "inference", "README.md"), encoding="utf-8") as f:
+        card = f.read()
+    assert "python recipes/OpenSLR54/train.py hparams/w2vbert_ctc_tiny.yaml --data_folder=unused" in card
+    assert "--output_folder=<output_folder>" in card and "--train_csv=<train_csv>" in card
+    machine = {output, os.path.dirname(data["train"]), ROOT, os.path.expanduser("~"), tempfile.gettempdir()}
+    for folder in ("inference", "hf_model"):
+        for root, _, files in os.walk(os.path.join(output, folder)):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    content = f.read()
+                leaked = [p for p in machine if p.encode("utf-8") in content]
+                assert leaked == [], (os.path.join(root, name), leaked)
+    assert verify_manifest(os.path.join(output, "inference"))["kind"] == "encoder_asr"
+    assert load_asr(os.path.join(output, "inference"), str(tmp_path / "asr")).transcribe_file(
+        os.path.join(ROOT, "tests", "data", "ne_speech_a.flac")) is not None
 
 
 def test_a_failed_lm_step_keeps_the_model_and_names_the_file(data, tmp_path):

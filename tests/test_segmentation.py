@@ -1,4 +1,4 @@
-"""Long recordings cut at pauses (speechbrain_w2vbert.segmentation): the
+"""Long recordings cut at pauses (speechbrain_w2vbert.inference.segmentation): the
 voice-activity detector against silero-vad's defaults, joining and padding,
 the long-file figure against each utterance transcribed alone, word times
 across segments, and recordings without speech."""
@@ -18,7 +18,7 @@ def test_words_are_not_cut_at_short_pauses():
     from silero_vad import get_speech_timestamps
 
     from speechbrain_w2vbert.audio import read_audio
-    from speechbrain_w2vbert.segmentation import VoiceActivitySegmenter, _silero_model
+    from speechbrain_w2vbert.inference.segmentation import VoiceActivitySegmenter, _silero_model
 
     wav = read_audio(f"{DATA_DIR}/ne_speech_a.flac")
     assert len(get_speech_timestamps(wav, _silero_model(), sampling_rate=16000)) == 2  # the reference splits
@@ -28,7 +28,7 @@ def test_words_are_not_cut_at_short_pauses():
 
 
 def test_short_segments_are_joined_and_padding_stops_halfway():
-    from speechbrain_w2vbert.segmentation import join_segments, pad_segments
+    from speechbrain_w2vbert.inference.segmentation import join_segments, pad_segments
 
     rate = 1000
     spans = [(0, 3000), (3400, 3800), (9000, 12000)]  # a 0.4 s burst 0.4 s after a segment, far from the next
@@ -41,7 +41,7 @@ def test_short_segments_are_joined_and_padding_stops_halfway():
 
 
 def test_bad_vad_options_are_refused():
-    from speechbrain_w2vbert.segmentation import VoiceActivitySegmenter
+    from speechbrain_w2vbert.inference.segmentation import VoiceActivitySegmenter
 
     with pytest.raises(ValueError, match="threshold"):
         VoiceActivitySegmenter(threshold=1.5)
@@ -57,11 +57,11 @@ def test_long_recording_segmented_at_pauses_as_well_as_utterances_alone(asr, lon
     with margin: VAD within 1.3x of alone and under 0.6x of fixed chunks.
     One segment per utterance, each word inside its own utterance's span.
     """
-    from speechbrain_w2vbert.transcribe import Transcriber
+    from speechbrain_w2vbert.inference.transcriber import Transcriber
 
     parts = long_recording.parts
     alone = Transcriber(asr).transcribe_waveforms(long_recording.alone)
-    alone_errors = sum(levenshtein(a["text"], ref) for a, (_, _, ref) in zip(alone, parts))
+    alone_errors = sum(levenshtein(a.text, ref) for a, (_, _, ref) in zip(alone, parts))
     reference = " ".join(ref for _, _, ref in parts)
 
     out = tmp_path / "long.json"
@@ -69,7 +69,7 @@ def test_long_recording_segmented_at_pauses_as_well_as_utterances_alone(asr, lon
         "--output", out, "--no-progress")
     (result,) = json.loads(out.read_text(encoding="utf-8"))
     fixed = Transcriber(asr, segmenter=None).transcribe_waveforms([long_recording.wav])[0]
-    vad_errors, fixed_errors = levenshtein(result["text"], reference), levenshtein(fixed["text"], reference)
+    vad_errors, fixed_errors = levenshtein(result["text"], reference), levenshtein(fixed.text, reference)
     assert vad_errors <= 1.3 * alone_errors, (vad_errors, alone_errors, fixed_errors)
     assert vad_errors < 0.6 * fixed_errors, (vad_errors, alone_errors, fixed_errors)
 

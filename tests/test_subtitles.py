@@ -1,4 +1,4 @@
-"""Readable subtitles (speechbrain_w2vbert.subtitles) read back by the
+"""Readable subtitles (speechbrain_w2vbert.inference.subtitles) read back by the
 ``srt`` and ``webvtt-py`` parsers, and word confidences that are lower on
 wrong words than on right ones."""
 
@@ -8,6 +8,7 @@ import pytest
 import srt
 import webvtt
 
+from speechbrain_w2vbert.inference.results import Segment, Word
 from tests.helpers import MODEL, cli
 
 
@@ -20,20 +21,20 @@ def _words(texts, start=0.0, step=0.4):
     """Words one after the other, ``step`` s each with a 0.1 s gap."""
     words = []
     for text in texts:
-        words.append({"word": text, "start": round(start, 3), "end": round(start + step - 0.1, 3)})
+        words.append(Word(text, round(start, 3), round(start + step - 0.1, 3)))
         start += step
     return words
 
 
 def test_cues_keep_to_two_lines_of_42_characters_and_7_seconds():
-    from speechbrain_w2vbert.subtitles import display_length, subtitle_cues, to_srt
+    from speechbrain_w2vbert.inference.subtitles import display_length, subtitle_cues, to_srt
 
     words = _words(["नेपाल", "राष्ट्र", "बैंकले", "आज", "नयाँ", "मौद्रिक", "नीति", "सार्वजनिक", "गरेको", "छ"] * 6)
-    segment = {"start": 0.0, "end": words[-1]["end"] + 0.2, "words": words}
+    segment = Segment(0.0, words[-1].end + 0.2, " ".join(w.word for w in words), words)
     cues = subtitle_cues([segment])
     assert len(cues) > 1
     parsed = list(srt.parse(to_srt(cues)))
-    assert [w for c in parsed for w in c.content.split()] == [w["word"] for w in words]  # no word lost or split
+    assert [w for c in parsed for w in c.content.split()] == [w.word for w in words]  # no word lost or split
     for cue in parsed:
         lines = cue.content.split("\n")
         assert 1 <= len(lines) <= 2 and all(display_length(line) <= 42 for line in lines)
@@ -44,11 +45,10 @@ def test_cues_keep_to_two_lines_of_42_characters_and_7_seconds():
 
 
 def test_a_cue_never_spans_two_segments_and_short_cues_are_lengthened():
-    from speechbrain_w2vbert.subtitles import subtitle_cues
+    from speechbrain_w2vbert.inference.subtitles import subtitle_cues
 
-    first = {"start": 0.0, "end": 1.0, "words": [{"word": "क", "start": 0.1, "end": 0.3}]}
-    second = {"start": 1.0, "end": 3.0, "words": [{"word": "ख", "start": 1.2, "end": 1.5},
-                                                   {"word": "ग", "start": 1.6, "end": 2.8}]}
+    first = Segment(0.0, 1.0, "क", [Word("क", 0.1, 0.3)])
+    second = Segment(1.0, 3.0, "ख ग", [Word("ख", 1.2, 1.5), Word("ग", 1.6, 2.8)])
     cues = subtitle_cues([first, second])
     assert [c.lines for c in cues] == [["क"], ["ख ग"]]
     assert cues[0].end == pytest.approx(0.9)  # lengthened to 0.8 s, within its segment
@@ -58,7 +58,7 @@ def test_a_cue_never_spans_two_segments_and_short_cues_are_lengthened():
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["srt", "vtt"])
 def test_subtitles_of_a_long_recording_parse_and_follow_its_segments(long_recording, tmp_path, savedir, fmt):
-    from speechbrain_w2vbert.subtitles import display_length
+    from speechbrain_w2vbert.inference.subtitles import display_length
 
     out = tmp_path / f"long.{fmt}"
     cli("transcribe", MODEL, long_recording.path, "--savedir", savedir, "--format", fmt, "--output", out,
@@ -92,17 +92,17 @@ def test_wrong_words_get_lower_confidence_and_can_be_marked(asr, sample_test_row
     in italics."""
     from speechbrain.utils.edit_distance import alignment, op_table
 
-    from speechbrain_w2vbert.transcribe import Transcriber
+    from speechbrain_w2vbert.inference.transcriber import Transcriber
 
     transcriber = Transcriber(asr)
     results = transcriber.transcribe_waveforms([transcriber.read(r["wav"]) for r in sample_test_rows],
                                                timestamps=True)
     right, wrong = [], []
     for result, row in zip(results, sample_test_rows):
-        hyp = [w["word"] for w in result["words"]]
+        hyp = [w.word for w in result.words]
         for op, _, h in alignment(op_table(row["wrd"].split(), hyp)):
             if h is not None:
-                (right if op == "=" else wrong).append(result["words"][h]["confidence"])
+                (right if op == "=" else wrong).append(result.words[h].confidence)
     assert len(right) >= 10 and len(wrong) >= 10
     assert sum(wrong) / len(wrong) < sum(right) / len(right) - 0.05, (sum(wrong) / len(wrong), sum(right) / len(right))
 
@@ -116,10 +116,10 @@ def test_wrong_words_get_lower_confidence_and_can_be_marked(asr, sample_test_row
 def test_no_word_is_left_alone_after_full_cues():
     """Ten 9-character words need two cues: 5 and 5 words, not the 8 and 2
     that filling each cue to the brim gives."""
-    from speechbrain_w2vbert.subtitles import display_length, subtitle_cues
+    from speechbrain_w2vbert.inference.subtitles import display_length, subtitle_cues
 
     word = "कखगघङचछजझ"
     assert display_length(word) == 9
     words = _words([word] * 10)
-    cues = subtitle_cues([{"start": 0.0, "end": 5.0, "words": words}])
+    cues = subtitle_cues([Segment(0.0, 5.0, " ".join(w.word for w in words), words)])
     assert [sum(len(line.split()) for line in c.lines) for c in cues] == [5, 5]

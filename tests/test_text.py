@@ -1,11 +1,11 @@
-"""Tests of speechbrain_w2vbert.text (Nepali normalisation and inventory)."""
+"""Tests of speechbrain_w2vbert.text.normalize (Nepali normalisation and inventory)."""
 
 import os
 import zipfile
 
 import pytest
 
-from speechbrain_w2vbert.text import (
+from speechbrain_w2vbert.text.normalize import (
     DEVANAGARI_DIGITS,
     char_inventory,
     has_latin,

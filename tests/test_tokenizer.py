@@ -1,4 +1,4 @@
-"""Tests of speechbrain_w2vbert.tokenizer: HF parity of the character
+"""Tests of speechbrain_w2vbert.text.tokenizer: HF parity of the character
 tokenizer on every sample transcript, CTC decoding, and the SentencePiece
 alternative."""
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 from transformers import Wav2Vec2CTCTokenizer
 
-from speechbrain_w2vbert.text import normalize_nepali
-from speechbrain_w2vbert.tokenizer import (
+from speechbrain_w2vbert.text.normalize import normalize_nepali
+from speechbrain_w2vbert.text.tokenizer import (
     PAD_TOKEN,
     UNK_TOKEN,
     WORD_DELIMITER,
@@ -168,11 +168,11 @@ def test_sentencepiece_alternative(kind, vocab_size, train_csv, tmp_path):
     # the pieces as beam search and word timestamps see them
     assert tok.tokens[1:] == [tok.sp.id_to_piece(i) for i in range(tok.sp.get_piece_size())]
     assert tok.tokens[tok.unk_index] == tok.sp.id_to_piece(tok.sp.unk_id())
-    from speechbrain_w2vbert.timestamps import token_strings, word_timestamps
+    from speechbrain_w2vbert.inference.timestamps import token_strings, word_timestamps
 
     text = read_csv_texts(train_csv)[0]
     ids = tok.encode(text)
     words = word_timestamps(ctc_frames_for(ids, rng), token_strings(tok), 0.02)
-    assert [w["word"] for w in words] == text.split()  # pieces starting with ▁ begin words
+    assert [w.word for w in words] == text.split()  # pieces starting with ▁ begin words
     with pytest.raises(ValueError):
         build_tokenizer("sp_unigram", str(tmp_path / "x"), train_csv)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import AutoModel, Wav2Vec2FeatureExtractor
 
-from speechbrain_w2vbert.wav2vec2 import TINY_CONFIG_DIRS, Wav2Vec2Encoder
+from speechbrain_w2vbert.models.wav2vec2 import TINY_CONFIG_DIRS, Wav2Vec2Encoder
 from tests.helpers import pad_batch
 
 LAYER, GROUP, HUBERT = "wav2vec2_tiny_layer", "wav2vec2_tiny_group", "hubert_tiny"

@@ -41,7 +41,7 @@ def last_stats(train_log):
     """Final dev statistics and the last test statistics of each decoding
     (``{"greedy": row, "LM": row}``) from a ``train_log.txt``."""
     sys.path.insert(0, ROOT)
-    from speechbrain_w2vbert.plot import read_train_log
+    from speechbrain_w2vbert.training.plot import read_train_log
 
     rows = read_train_log(train_log)
     dev = [r for r in rows if "train loss" in r][-1]
@@ -76,10 +76,10 @@ def main(argv=None):
     minutes = (time.time() - start) / 60
 
     sys.path.insert(0, ROOT)
-    from speechbrain.inference.ASR import EncoderASR
+    from speechbrain_w2vbert.inference.folder import load_asr
 
     inference = os.path.join(output, "inference")
-    asr = EncoderASR.from_hparams(source=inference, savedir=os.path.join(output, "inference_cache"))
+    asr = load_asr(inference, savedir=os.path.join(output, "inference_cache"))
     with open(os.path.join(output, "test.csv"), encoding="utf-8") as f:
         sample = next(csv.DictReader(f))
     hypothesis = asr.transcribe_file(sample["wav"])

@@ -30,8 +30,9 @@ import sys
 import torch
 from speechbrain.utils.metric_stats import ErrorRateStats
 
-from speechbrain_w2vbert.text import normalize_nepali
-from speechbrain_w2vbert.training import AudioReader
+from speechbrain_w2vbert.models.encoder import hub_load_kwargs
+from speechbrain_w2vbert.text.normalize import normalize_nepali
+from speechbrain_w2vbert.training.data import AudioReader
 
 
 def load_model(model: str, target_lang: str, device: str):
@@ -54,8 +55,6 @@ def load_model(model: str, target_lang: str, device: str):
         Its tokenizer set to ``target_lang``.
     """
     from transformers import AutoProcessor, Wav2Vec2ForCTC
-
-    from speechbrain_w2vbert.encoder import hub_load_kwargs
 
     kwargs = hub_load_kwargs(model)
     processor = AutoProcessor.from_pretrained(model, **kwargs)

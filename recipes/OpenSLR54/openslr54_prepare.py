@@ -17,7 +17,7 @@ reason that applies, in this order):
 2. ``excluded``: the id is in the ``exclude_list`` file (e.g. the flagged
    utterances of ``score_transcripts.py``).
 3. ``audio_absent``: no FLAC for the id (e.g. only some shards present).
-4. Text, through :func:`speechbrain_w2vbert.text.normalize_nepali`:
+4. Text, through :func:`speechbrain_w2vbert.text.normalize.normalize_nepali`:
    ``latin_text`` (unless ``keep_latin``), ``empty_text``.
 5. Audio metadata (libsndfile header, in parallel; then a seek to the last
    sample and a one-sample read, which makes libFLAC find and decode the
@@ -31,7 +31,7 @@ reason that applies, in this order):
 6. ``too_short`` / ``too_long``: duration filters.
 7. ``ctc_infeasible``: fewer encoder frames than CTC needs (label length plus
    one blank between each pair of equal adjacent labels, the rule of
-   :func:`speechbrain_w2vbert.ctc.ctc_min_frames`). SpeechBrain's CTC loss
+   :func:`speechbrain_w2vbert.models.ctc.ctc_min_frames`). SpeechBrain's CTC loss
    would otherwise zero such an utterance silently.
 
 Authors
@@ -55,7 +55,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import soundfile as sf
 
-from speechbrain_w2vbert.text import (
+from speechbrain_w2vbert.text.normalize import (
     char_inventory,
     has_latin,
     normalize_nepali,
@@ -88,7 +88,6 @@ _MAX_EXAMPLES = 20
 _PARALLEL_MIN_FILES = 256
 _UNKNOWN_LENGTH = 2**62  # libsndfile reports SF_COUNT_MAX frames for "unknown"
 _FORMAT_VERSION = 1
-_CTC_BATCH = 1024  # texts per ctc_min_frames call (a [batch, longest text] int64 tensor)
 
 
 # --------------------------------------------------------------------------
@@ -363,53 +362,6 @@ def ctc_frames(duration: float, frames_per_second: float) -> int:
     return max(0, math.floor(duration * frames_per_second) - 1)
 
 
-def texts_ctc_min_frames(texts: Sequence[str], batch_size: int = _CTC_BATCH) -> List[int]:
-    """Frames CTC needs for each text, one label per character (a space is
-    the ``|`` label), by :func:`speechbrain_w2vbert.ctc.ctc_min_frames`:
-    the number of labels plus one blank between each pair of equal
-    neighbours.
-
-    The characters' code points stand for the label ids (equal characters,
-    equal ids: all the rule looks at); the texts go to the package's function
-    ``batch_size`` at a time, as padded tensors.
-
-    Arguments
-    ---------
-    texts : sequence of str
-        Normalised transcripts.
-    batch_size : int
-        Texts per call.
-
-    Returns
-    -------
-    list of int
-        One frame count per text.
-
-    Example
-    -------
-    >>> texts_ctc_min_frames(["कक ख", ""])
-    [5, 0]
-    """
-    # Imported here: torch takes seconds to load, and neither the metadata
-    # workers nor a run with frames_per_second=None need it.
-    import torch
-
-    from speechbrain_w2vbert.ctc import ctc_min_frames
-
-    needs: List[int] = []
-    for start in range(0, len(texts), batch_size):
-        batch = texts[start : start + batch_size]
-        lens = np.fromiter(map(len, batch), dtype=np.int64, count=len(batch))
-        # one UTF-32 code unit per character, so code points line up with len()
-        codes = np.frombuffer("".join(batch).encode("utf-32-le"), dtype="<u4")
-        rows = np.repeat(np.arange(len(batch)), lens)
-        cols = np.arange(len(codes)) - np.repeat(np.cumsum(lens) - lens, lens)
-        labels = np.zeros((len(batch), int(lens.max())), dtype=np.int64)
-        labels[rows, cols] = codes
-        needs += ctc_min_frames(torch.from_numpy(labels), torch.from_numpy(lens)).tolist()
-    return needs
-
-
 def _unit_hash(key: str) -> float:
     """Deterministic number in [0, 1) from ``key`` (sha256, not ``hash``)."""
     return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:16], 16) / 2.0**64
@@ -601,6 +553,7 @@ def prepare_openslr54(
     frames_per_second: Optional[float] = 50.0,
     num_workers: Optional[int] = None,
     exclude_list: Optional[str] = None,
+    tokenizer=None,
     skip_prep: bool = False,
 ) -> Optional[Dict]:
     """Prepare OpenSLR 54 (or a subset, or the bundled sample) for SpeechBrain.
@@ -659,9 +612,7 @@ def prepare_openslr54(
         Map ASCII digits to Devanagari ones in the transcripts.
     frames_per_second : float, optional
         Encoder frame rate for the CTC feasibility filter: 50 for w2v-BERT,
-        25 with its adapter; None disables the filter. The label length is
-        counted in characters (space included), an upper bound for subword
-        tokenizers.
+        25 with its adapter; None disables the filter.
     num_workers : int, optional
         Processes reading audio metadata (default: all CPUs).
     exclude_list : str, optional
@@ -669,6 +620,12 @@ def prepare_openslr54(
         per line (``#`` comments allowed), or a CSV with an ``ID`` column and,
         if it has one, a ``flagged`` column (then only rows with ``flagged``
         1/true are excluded: ``score_transcripts.py``'s ranking as it is).
+    tokenizer : CTCTokenizer, optional
+        The labels the CTC feasibility filter counts
+        (:func:`speechbrain_w2vbert.models.ctc.texts_min_frames`), when the
+        tokenizer exists before the data (a checkpoint's vocabulary); None:
+        one label per character, a space included (exact for the character
+        tokenizer, an upper bound for SentencePiece ones).
     skip_prep : bool
         Do nothing and return None (SpeechBrain convention).
 
@@ -723,6 +680,8 @@ def prepare_openslr54(
         "drop_empty_text": drop_empty_text, "keep_latin": keep_latin,
         "ascii_digits_to_devanagari": ascii_digits_to_devanagari,
         "frames_per_second": frames_per_second,
+        "ctc_labels": "characters" if tokenizer is None else
+        hashlib.sha256("\n".join(tokenizer.tokens).encode("utf-8")).hexdigest()[:16],
         "root": os.path.abspath(root) if root else None,
     }
     excluded = read_exclude_list(exclude_list) if exclude_list else set()
@@ -752,7 +711,7 @@ def prepare_openslr54(
     )
     infos = read_audio_info([audio[c.uid].path for c in candidates], num_workers)
     kept, flagged = _filter_audio(
-        candidates, infos, audio, drops, min_duration, max_duration, frames_per_second
+        candidates, infos, audio, drops, min_duration, max_duration, frames_per_second, tokenizer
     )
 
     assignment, dev_is_test = _assign_splits(kept, entries, split, split_ratio, seed)
@@ -842,7 +801,7 @@ def _filter_text(entries, audio, drops, keep_latin, ascii_digits_to_devanagari,
 
 
 def _filter_audio(candidates, infos, audio, drops, min_duration, max_duration,
-                  frames_per_second) -> Tuple[List[Utterance], Dict[str, List[str]]]:
+                  frames_per_second, tokenizer=None) -> Tuple[List[Utterance], Dict[str, List[str]]]:
     """Drop bad audio, out-of-range durations and CTC-infeasible utterances
     (appending their ids to ``drops``); flag non-16 kHz and multi-channel
     audio. Returns the kept :class:`Utterance` list and the flagged ids."""
@@ -851,7 +810,11 @@ def _filter_audio(candidates, infos, audio, drops, min_duration, max_duration,
     if frames_per_second is None:  # no CTC filter: no label count needed
         ctc_needs = [0] * len(candidates)
     else:
-        ctc_needs = texts_ctc_min_frames([c.text for c in candidates])
+        # Imported here: torch takes seconds to load, and neither the metadata
+        # workers nor a run with frames_per_second=None need it.
+        from speechbrain_w2vbert.models.ctc import texts_min_frames
+
+        ctc_needs = texts_min_frames([c.text for c in candidates], tokenizer)
     for cand, info, ctc_need in zip(candidates, infos, ctc_needs):
         reason = info.reason
         duration = info.frames / info.sample_rate if reason is None else 0.0
@@ -873,7 +836,7 @@ def _length_reason(duration: float, ctc_need: int, min_duration: Optional[float]
                    max_duration: Optional[float],
                    frames_per_second: Optional[float]) -> Optional[str]:
     """``"too_short"``, ``"too_long"``, ``"ctc_infeasible"`` or None
-    (``ctc_need``: the text's :func:`texts_ctc_min_frames`)."""
+    (``ctc_need``: the frames the text needs, :func:`speechbrain_w2vbert.models.ctc.texts_min_frames`)."""
     if min_duration is not None and duration < min_duration:
         return "too_short"
     if max_duration is not None and duration > max_duration:

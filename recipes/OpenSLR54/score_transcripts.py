@@ -10,7 +10,7 @@ writes them), from one forward pass:
   per character of it; ``loss_per_frame``: the same per encoder frame;
 - ``align_score``: the ``score`` of ``w2vbert-asr align`` (the mean over
   its words of their characters' posteriors on the forced alignment,
-  :mod:`speechbrain_w2vbert.alignment`), in [0, 1];
+  :mod:`speechbrain_w2vbert.inference.alignment`), in [0, 1];
 - ``cer``: character error rate (%) of the greedy transcript against it.
 
 Rows are ranked worst first by ``--rank-by`` (default ``loss_per_char``,
@@ -35,9 +35,20 @@ import csv
 import logging
 import os
 import sys
+import tempfile
 from typing import Dict, List, Sequence
 
 import torch
+
+from speechbrain_w2vbert.audio import AudioError
+from speechbrain_w2vbert.inference.alignment import AlignmentError, align_ids, transcript_ids
+from speechbrain_w2vbert.inference.folder import ModelFolderError, load_asr
+from speechbrain_w2vbert.inference.manifest import ManifestError
+from speechbrain_w2vbert.inference.quantization import quantize_asr_int8
+from speechbrain_w2vbert.inference.safety import UnsafeFolderError
+from speechbrain_w2vbert.inference.transcriber import Transcriber
+from speechbrain_w2vbert.text.normalize import normalize_nepali
+from speechbrain_w2vbert.text.scoring import error_counts
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +62,6 @@ def utterance_scores(transcriber, log_probs: torch.Tensor, ids: List[int], text:
     """The measures of one utterance from its log-probabilities [T, V] and
     its transcript's token ids (see the module's description); the alignment
     score is the ``score`` of ``w2vbert-asr align``: the mean of its words'."""
-    from speechbrain_w2vbert.alignment import align_ids
-    from speechbrain_w2vbert.decoding import error_counts
-
     blank_index = transcriber.tokenizer.blank_index
     log_probs = log_probs.float()  # CTC in fp32
     loss = torch.nn.functional.ctc_loss(
@@ -62,17 +70,13 @@ def utterance_scores(transcriber, log_probs: torch.Tensor, ids: List[int], text:
     path, _ = align_ids(log_probs, ids, blank_index)
     words = transcriber.path_words(path, log_probs)
     return {"loss_per_char": loss / max(1, len(text)), "loss_per_frame": loss / log_probs.shape[0],
-            "align_score": sum(w["confidence"] for w in words) / max(1, len(words)),
+            "align_score": sum(w.confidence for w in words) / max(1, len(words)),
             "cer": 100.0 * error_counts([hyp], [text])["char_errors"] / max(1, len(text))}
 
 
 def score_rows(transcriber, rows: Sequence[Dict]) -> List[Dict]:
     """One result per CSV row: the row's ``ID``, ``wav``, ``wrd``, ``duration``
     with the measures and ``hyp``, or with ``error``."""
-    from speechbrain_w2vbert.alignment import AlignmentError, transcript_ids
-    from speechbrain_w2vbert.audio import AudioError
-    from speechbrain_w2vbert.text import normalize_nepali
-
     tokenizer = transcriber.tokenizer
     results, wavs, ready = [], [], []
     for row in rows:
@@ -139,16 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--int8", action="store_true", help="int8 encoder (CPU; see README)")
     parser.add_argument("--savedir", help="where SpeechBrain links the model files (default: a temporary folder)")
+    parser.add_argument("--revision", help="hub repository revision (pin a commit hash)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="open a model folder whose hyperparams.yaml names code the package's exports never name")
     return parser
 
 
 def main(argv=None) -> int:
     """Scores ``argv``'s CSV and writes the ranking; returns the exit status."""
-    import tempfile
-
-    from speechbrain_w2vbert.cli import load_model
-    from speechbrain_w2vbert.transcribe import Transcriber
-
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with open(args.csv, encoding="utf-8", newline="") as f:
@@ -157,10 +159,12 @@ def main(argv=None) -> int:
     if missing:
         raise SystemExit(f"score_transcripts: {args.csv}: no rows or no {', '.join(sorted(missing))} column")
     with tempfile.TemporaryDirectory(prefix="score-") as tmp:
-        asr = load_model(args.model, args.savedir or tmp, args.device)
+        try:
+            asr = load_asr(args.model, args.savedir or tmp, args.device, trust_remote_code=args.trust_remote_code,
+                           revision=args.revision)
+        except (UnsafeFolderError, ManifestError, ModelFolderError) as error:
+            raise SystemExit(f"score_transcripts: {error}") from None
         if args.int8:
-            from speechbrain_w2vbert.quantization import quantize_asr_int8
-
             quantize_asr_int8(asr)
         transcriber = Transcriber(asr, batch_size=args.batch_size, segmenter=None, progress=False)
         results = rank(score_rows(transcriber, rows), args.rank_by, args.flag)

@@ -4,7 +4,7 @@
 Waveforms are encoded by w2v-BERT 2.0 (SeamlessM4T filterbanks computed on
 the training device) or by an encoder of the wav2vec 2.0 family, passed
 through dropout and one linear layer (the layout of
-``transformers.Wav2Vec2BertForCTC``; ``speechbrain_w2vbert.ctc.EncoderCTC``,
+``transformers.Wav2Vec2BertForCTC``; ``speechbrain_w2vbert.models.ctc.EncoderCTC``,
 the same model the exported ``EncoderASR`` folder runs) and trained with CTC
 over characters. Dev WER/CER are computed every epoch with greedy decoding; the
 test set is decoded with the best checkpoint, greedily and (``lm_decoding``)
@@ -38,12 +38,17 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.sampler import DynamicBatchSampler
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
-from speechbrain_w2vbert.ctc import EncoderCTC, abs_lengths, ctc_loss, greedy_decode
-from speechbrain_w2vbert.decoding import LMBeamDecoder, tune_lm_weights
-from speechbrain_w2vbert.ngram import LMError, build_ngram_lm
-from speechbrain_w2vbert.text import normalize_nepali
-from speechbrain_w2vbert.tokenizer import build_tokenizer
-from speechbrain_w2vbert.training import AudioReader, grads_are_finite, seed_step
+from speechbrain_w2vbert.hf import from_hf_ctc, save_hf_folder
+from speechbrain_w2vbert.inference.folder import export_inference_folder
+from speechbrain_w2vbert.lm.beam import LMBeamDecoder, tune_lm_weights
+from speechbrain_w2vbert.lm.ngram import LMError, NgramLM
+from speechbrain_w2vbert.models.ctc import EncoderCTC, ctc_loss, greedy_decode
+from speechbrain_w2vbert.models.lengths import absolute_lengths
+from speechbrain_w2vbert.text.normalize import normalize_nepali
+from speechbrain_w2vbert.text.tokenizer import build_tokenizer
+from speechbrain_w2vbert.training.data import AudioReader
+from speechbrain_w2vbert.training.plot import plot_training_curves
+from speechbrain_w2vbert.training.steps import grads_are_finite, seed_step
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model_card import write_recipe_model_card  # noqa: E402
@@ -124,7 +129,7 @@ class ASR(sb.Brain):
             self.wer_metric.append(batch.id, hyp_words, ref_words)
             self.cer_metric.append(batch.id, hyp_words, ref_words)
             if self.kept_log_probs is not None:  # for LM decoding, once the stage is over
-                frames = abs_lengths(out_lens, log_probs.shape[1]).tolist()
+                frames = absolute_lengths(out_lens, log_probs.shape[1]).tolist()
                 for uid, lp, n, ref in zip(batch.id, log_probs.float().cpu().numpy(), frames, refs):
                     self.kept_log_probs[uid] = (lp[:n], ref)
         return loss
@@ -271,9 +276,10 @@ class ASR(sb.Brain):
         ``lm_tuning_file``), decodes the test set once with them, logs the
         result and writes ``test_lm_wer_file`` (main process)."""
         hparams, tokenizer = self.hparams, self.tokenizer
-        report = build_ngram_lm(hparams.train_csv, hparams.lm_folder, tokenizer, hparams.lm_order,
-                                hparams.lm_extra_texts, hparams.dev_csv, hparams.lm_estimator)
-        decoder = LMBeamDecoder(tokenizer.tokens, tokenizer.blank_index, report["arpa"], hparams.lm_beam_size)
+        lm = NgramLM.build(hparams.train_csv, hparams.lm_folder, tokenizer, hparams.lm_order,
+                           hparams.lm_extra_texts, hparams.dev_csv, hparams.lm_estimator)
+        report = lm.report
+        decoder = LMBeamDecoder(tokenizer.tokens, tokenizer.blank_index, lm.path, hparams.lm_beam_size)
         ids = sorted(tune_kept)
         tuning = tune_lm_weights(decoder, [tune_kept[i][0] for i in ids], [tune_kept[i][1] for i in ids],
                                  hparams.lm_weights, hparams.lm_word_bonuses, hparams.lm_tune_workers,
@@ -338,7 +344,7 @@ def dataio_prepare(hparams, tokenizer):
         split: sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=hparams[f"{split}_csv"])
         for split in ("train", "dev", "test")
     }
-    reader = AudioReader(hparams["sample_rate"])
+    reader = AudioReader(hparams["sample_rate"], hparams["encoder"].min_samples)
 
     @sb.utils.data_pipeline.takes("wav", "duration")
     @sb.utils.data_pipeline.provides("sig", "readable")
@@ -384,6 +390,11 @@ def main(argv=None):
         experiment_directory=hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
     )
     encoder = hparams["encoder"]
+    tokenizer = hf_head = None
+    if hparams["init_from_hf"]:  # a transformers CTC checkpoint: its weights and its vocabulary
+        if hparams["tokenizer_type"] != "char":
+            raise ValueError("init_from_hf brings its character vocabulary: set tokenizer_type: char")
+        _, hf_head, tokenizer = from_hf_ctc(hparams["init_from_hf"], encoder, hparams["encoder_cache"])
 
     run_on_main(
         prepare_openslr54,
@@ -399,30 +410,26 @@ def main(argv=None):
             "max_duration": hparams["max_duration"],
             "exclude_list": hparams["exclude_list"],
             "frames_per_second": encoder.frame_rate,  # the CTC-feasibility filter
+            "tokenizer": tokenizer,  # its labels, when known before the data; else characters
             "skip_prep": hparams["skip_prep"],
         },
     )
-    tokenizer_kwargs = {
-        "tokenizer_type": hparams["tokenizer_type"],
-        "save_folder": hparams["tokenizer_folder"],
-        "train_csv": hparams["train_csv"],
-        "min_count": hparams["tokenizer_min_count"],
-        "vocab_size": hparams["tokenizer_vocab_size"],
-    }
-    if hparams["init_from_hf"]:  # a transformers CTC checkpoint: its weights and its vocabulary
-        from speechbrain_w2vbert.export import from_hf_ctc
-
-        if hparams["tokenizer_type"] != "char":
-            raise ValueError("init_from_hf brings its character vocabulary: set tokenizer_type: char")
-        _, hf_head, tokenizer = from_hf_ctc(hparams["init_from_hf"], encoder, hparams["encoder_cache"])
+    if tokenizer is not None:
         run_on_main(tokenizer.save, args=[hparams["tokenizer_folder"]])
     else:
+        tokenizer_kwargs = {
+            "tokenizer_type": hparams["tokenizer_type"],
+            "save_folder": hparams["tokenizer_folder"],
+            "train_csv": hparams["train_csv"],
+            "min_count": hparams["tokenizer_min_count"],
+            "vocab_size": hparams["tokenizer_vocab_size"],
+        }
         run_on_main(build_tokenizer, kwargs=tokenizer_kwargs)  # built once, on the main process
         tokenizer = build_tokenizer(**tokenizer_kwargs)  # then loaded everywhere
     datasets, samplers = dataio_prepare(hparams, tokenizer)
 
     ctc_head = hparams["ctc_head"](encoder.output_size, tokenizer.vocab_size)
-    if hparams["init_from_hf"]:
+    if hf_head is not None:
         ctc_head.load_state_dict(hf_head.state_dict())
     hparams["checkpointer"].add_recoverable("ctc_head", ctc_head)
     asr_brain = ASR(
@@ -457,12 +464,9 @@ def main(argv=None):
 
     def finish():
         """Exports the inference (and Hugging Face) folders, the model card and the plot."""
-        from speechbrain_w2vbert.export import export_inference_folder, save_hf_folder
-        from speechbrain_w2vbert.plot import plot_training_curves
-
         export_inference_folder(hparams["inference_folder"], encoder, ctc_head, tokenizer, asr_brain.lm_decoder)
-        write_recipe_model_card(hparams, encoder, greedy_stats, sys.argv if argv is None else ["train.py", *argv],
-                                asr_brain.lm_stats)
+        command = [os.path.abspath(__file__), *(sys.argv[1:] if argv is None else argv)]
+        write_recipe_model_card(hparams, encoder, greedy_stats, command, asr_brain.lm_stats)
         if hparams["hf_export"] and hparams["tokenizer_type"] == "char":
             save_hf_folder(hparams["hf_folder"], encoder, ctc_head, tokenizer, asr_brain.lm_decoder)
         plot_training_curves(hparams["train_log"], hparams["plot_file"], title=hparams["output_folder"])

@@ -1,0 +1,10 @@
+"""What the recipe's training loop uses beside SpeechBrain: per-step
+seeding, counters, the fault-tolerant audio reader, learning-rate schedules
+and the training curves."""
+
+
+def __getattr__(name):
+    """The names this module had in 0.1.x (see :mod:`speechbrain_w2vbert.compat`)."""
+    from speechbrain_w2vbert.compat import legacy_attribute
+
+    return legacy_attribute(__name__, name)

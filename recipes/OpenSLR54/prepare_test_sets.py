@@ -186,6 +186,22 @@ def split_fields(line: str, delimiter: str = "\t") -> Tuple[List[str], bool]:
     return fields, quoted
 
 
+def unquoted_rows(path: str, delimiter: str = "\t") -> Tuple[List[Tuple[int, List[str]]], Dict]:
+    """The non-blank lines of a delimited file as ``(line number, fields)``
+    (:func:`split_fields`), and notes: ``bom``, ``quoted_fields`` (lines
+    with an unwrapped field), ``extra_fields`` (0, for the readers to
+    count) and ``lines``."""
+    lines, bom = read_text_lines(path)
+    rows = []
+    quoted_lines = 0
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            fields, quoted = split_fields(line, delimiter)
+            quoted_lines += quoted
+            rows.append((number, fields))
+    return rows, {"bom": bom, "quoted_fields": quoted_lines, "extra_fields": 0, "lines": len(rows)}
+
+
 def _add(entries: Dict[str, Entry], drops: Dict[str, List[str]], entry: Entry) -> None:
     """Keep ``entry`` unless its id was seen (then count a ``duplicate_id``)."""
     if entry.uid in entries:
@@ -237,16 +253,10 @@ def read_fleurs_tsv(path: str, audio_dir: Optional[str], text: str = "raw") -> L
     """
     if text not in ("raw", "normalized"):
         raise ValueError(f"text must be 'raw' or 'normalized', got {text!r}")
-    lines, bom = read_text_lines(path)
+    rows, notes = unquoted_rows(path)
     entries: Dict[str, Entry] = {}
     drops = _new_drops()
-    notes: Dict[str, object] = {"bom": bom, "quoted_fields": 0, "extra_fields": 0, "lines": 0}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        notes["lines"] += 1
-        fields, quoted = split_fields(line)
-        notes["quoted_fields"] += quoted
+    for number, fields in rows:
         if len(fields) < len(FLEURS_COLUMNS) or not fields[1].strip() or not fields[5].strip().isdigit():
             drops["malformed_line"].append(f"line {number}")
             continue
@@ -308,17 +318,13 @@ def read_header_table(path: str, columns: Dict[str, Optional[str]], audio_root: 
     """
     if delimiter is None:
         delimiter = "\t" if path.lower().endswith(".tsv") else ","
-    lines, bom = read_text_lines(path)
-    notes: Dict[str, object] = {"bom": bom, "quoted_fields": 0, "extra_fields": 0, "lines": 0}
     if quoting:
+        lines, bom = read_text_lines(path)
         rows = [(n, r) for n, r in enumerate(csv.reader(lines, delimiter=delimiter), 1) if r]
+        notes: Dict[str, object] = {"bom": bom, "quoted_fields": 0, "extra_fields": 0, "lines": len(rows)}
     else:
-        rows = []
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                fields, quoted = split_fields(line, delimiter)
-                notes["quoted_fields"] += quoted
-                rows.append((number, fields))
+        rows, notes = unquoted_rows(path, delimiter)
+    notes["lines"] = max(0, len(rows) - 1)  # the header is no entry
     if not rows:
         return Listing([], _new_drops(), notes)
     header = [h.strip() for h in rows[0][1]]
@@ -340,7 +346,6 @@ def read_header_table(path: str, columns: Dict[str, Optional[str]], audio_root: 
     drops = _new_drops()
     needed = max(i for i in index.values() if i is not None)
     for number, fields in rows[1:]:
-        notes["lines"] += 1
         if len(fields) <= needed or not fields[index["audio"]].strip():
             drops["malformed_line"].append(f"line {number}")
             continue
@@ -357,8 +362,8 @@ def read_header_table(path: str, columns: Dict[str, Optional[str]], audio_root: 
 
 
 def read_line_index(path: str, wav_dir: str) -> Listing:
-    """Read OpenSLR 43's ``line_index.tsv`` (``<id>\\t<text>``; the
-    ``<id>\\t\\t<text>`` form of some of Google's sets too). The speaker is
+    """Read OpenSLR 43's ``line_index.tsv`` (``<id>\\t<text>``; a line
+    ``<id>\\t\\t<text>``, with an empty middle field, too). The speaker is
     the id without its last ``_`` part. A line with no text field, or more
     than one non-empty field after the id, is ``malformed_line``.
 
@@ -370,16 +375,10 @@ def read_line_index(path: str, wav_dir: str) -> Listing:
     >>> [(e.uid, e.speaker, e.text) for e in read_line_index(tsv, "/w").entries]
     [('nep_0258_01', 'nep_0258', 'नमस्ते'), ('nep_0546_02', 'nep_0546', 'धन्यवाद')]
     """
-    lines, bom = read_text_lines(path)
+    rows, notes = unquoted_rows(path)
     entries: Dict[str, Entry] = {}
     drops = _new_drops()
-    notes: Dict[str, object] = {"bom": bom, "quoted_fields": 0, "extra_fields": 0, "lines": 0}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        notes["lines"] += 1
-        fields, quoted = split_fields(line)
-        notes["quoted_fields"] += quoted
+    for number, fields in rows:
         uid = fields[0].strip()
         rest = [f for f in fields[1:] if f.strip()]
         if not uid or len(fields) < 2 or len(rest) > 1:
@@ -781,18 +780,21 @@ def log_summary(report: Dict) -> None:
     )
 
 
-def _common_options(keep_latin, ascii_digits_to_devanagari, min_duration, max_duration) -> Dict:
-    return {"format": _FORMAT_VERSION, "keep_latin": keep_latin,
-            "ascii_digits_to_devanagari": ascii_digits_to_devanagari,
-            "min_duration": min_duration, "max_duration": max_duration}
-
-
-def _skip_if_current(save_folder: str, options: Dict, inputs: Dict) -> Optional[Dict]:
+def _prepare(layout: str, source: str, save_folder: str, listing: Listing, inputs: Dict,
+             layout_options: Dict, stream, keep_latin: bool, ascii_digits_to_devanagari: bool,
+             min_duration: Optional[float], max_duration: Optional[float]) -> Dict:
+    """Return the existing report when the outputs match these options and
+    inputs (``skipped`` True), else prepare (:func:`_run`)."""
+    options = {"format": _FORMAT_VERSION, "layout": layout, **layout_options, "keep_latin": keep_latin,
+               "ascii_digits_to_devanagari": ascii_digits_to_devanagari,
+               "min_duration": min_duration, "max_duration": max_duration}
     current = outputs_current(save_folder, inputs_fingerprint(options, inputs), splits=(SPLIT,))
     if current is not None:
         logger.info("%s is up to date with the inputs and options; skipping", save_folder)
         current["skipped"] = True
-    return current
+        return current
+    return _run(layout, source, save_folder, options, inputs, listing, stream, keep_latin,
+                ascii_digits_to_devanagari, min_duration, max_duration)
 
 
 # --------------------------------------------------------------------------
@@ -866,19 +868,14 @@ def prepare_fleurs(data_folder: str, save_folder: str, split: str = "test", lang
                     if os.path.isfile(os.path.join(folder, "audio", name + ext))), None)
     extracted = os.path.isdir(audio_dir) or archive is None
     listing = read_fleurs_tsv(tsv, audio_dir if extracted else None, text)
-    options = dict(_common_options(keep_latin, ascii_digits_to_devanagari, min_duration, max_duration),
-                   layout="fleurs", split=name, text=text)
     inputs = {"tsv": file_stamp(tsv),
               "audio": _file_listing(listing.entries) if extracted else file_stamp(archive)}
-    current = _skip_if_current(save_folder, options, inputs)
-    if current is not None:
-        return current
     stream = None
     if not extracted:
         def stream(wanted, errors):
             return iter_tar_members(archive, wanted, errors)
-    return _run("fleurs", folder, save_folder, options, inputs, listing, stream, keep_latin,
-                ascii_digits_to_devanagari, min_duration, max_duration)
+    return _prepare("fleurs", folder, save_folder, listing, inputs, {"split": name, "text": text}, stream,
+                    keep_latin, ascii_digits_to_devanagari, min_duration, max_duration)
 
 
 def prepare_fleurs_hf(data_folder: str, save_folder: str, split: str = "test", text: str = "raw",
@@ -901,18 +898,14 @@ def prepare_fleurs_hf(data_folder: str, save_folder: str, split: str = "test", t
     """
     files = hf_data_files(data_folder, split)
     listing = read_hf_table(files, split, text)
-    options = dict(_common_options(keep_latin, ascii_digits_to_devanagari, min_duration, max_duration),
-                   layout="fleurs_hf", split=split, text=text)
     inputs = {"files": [file_stamp(f) for f in files]}
-    current = _skip_if_current(save_folder, options, inputs)
-    if current is not None:
-        return current
 
     def stream(wanted, errors):
         return iter_hf_audio(files, split, wanted, errors)
 
-    return _run("fleurs_hf", data_folder, save_folder, options, inputs, listing, stream, keep_latin,
-                ascii_digits_to_devanagari, min_duration, max_duration)
+    return _prepare("fleurs_hf", data_folder, save_folder, listing, inputs, {"split": split, "text": text},
+                    stream,
+                    keep_latin, ascii_digits_to_devanagari, min_duration, max_duration)
 
 
 def find_cv_folder(data_folder: str, locale: str = "ne-NP") -> str:
@@ -961,14 +954,9 @@ def prepare_common_voice(data_folder: str, save_folder: str, tsv: str = "test.ts
         raise FileNotFoundError(f"{path}: no such Common Voice TSV")
     columns = {"id": "", "audio": "path", "text": "sentence", "speaker": None}
     listing = read_header_table(path, columns, os.path.join(folder, "clips"), delimiter="\t")
-    options = dict(_common_options(keep_latin, ascii_digits_to_devanagari, min_duration, max_duration),
-                   layout="cv", tsv=tsv)
     inputs = {"tsv": file_stamp(path), "audio": _file_listing(listing.entries)}
-    current = _skip_if_current(save_folder, options, inputs)
-    if current is not None:
-        return current
-    return _run("cv", path, save_folder, options, inputs, listing, None, keep_latin,
-                ascii_digits_to_devanagari, min_duration, max_duration)
+    return _prepare("cv", path, save_folder, listing, inputs, {"tsv": tsv}, None,
+                    keep_latin, ascii_digits_to_devanagari, min_duration, max_duration)
 
 
 def prepare_openslr43(data_folder: str, save_folder: str, keep_latin: bool = False,
@@ -1002,14 +990,9 @@ def prepare_openslr43(data_folder: str, save_folder: str, keep_latin: bool = Fal
                                 "(unzip ne_np_female.zip)")
     index = os.path.join(folder, "line_index.tsv")
     listing = read_line_index(index, os.path.join(folder, "wavs"))
-    options = dict(_common_options(keep_latin, ascii_digits_to_devanagari, min_duration, max_duration),
-                   layout="openslr43")
     inputs = {"tsv": file_stamp(index), "audio": _file_listing(listing.entries)}
-    current = _skip_if_current(save_folder, options, inputs)
-    if current is not None:
-        return current
-    return _run("openslr43", folder, save_folder, options, inputs, listing, None, keep_latin,
-                ascii_digits_to_devanagari, min_duration, max_duration)
+    return _prepare("openslr43", folder, save_folder, listing, inputs, {}, None,
+                    keep_latin, ascii_digits_to_devanagari, min_duration, max_duration)
 
 
 def prepare_tsv(path: str, save_folder: str, id_column: Optional[str] = None,
@@ -1052,14 +1035,10 @@ def prepare_tsv(path: str, save_folder: str, id_column: Optional[str] = None,
     root = audio_root or os.path.dirname(os.path.abspath(path))
     columns = {"id": id_column, "audio": audio_column, "text": text_column, "speaker": speaker_column}
     listing = read_header_table(path, columns, root, delimiter, quoting=True)
-    options = dict(_common_options(keep_latin, ascii_digits_to_devanagari, min_duration, max_duration),
-                   layout="tsv", columns=columns, delimiter=delimiter, audio_root=os.path.abspath(root))
     inputs = {"tsv": file_stamp(path), "audio": _file_listing(listing.entries)}
-    current = _skip_if_current(save_folder, options, inputs)
-    if current is not None:
-        return current
-    return _run("tsv", path, save_folder, options, inputs, listing, None, keep_latin,
-                ascii_digits_to_devanagari, min_duration, max_duration)
+    layout_options = {"columns": columns, "delimiter": delimiter, "audio_root": os.path.abspath(root)}
+    return _prepare("tsv", path, save_folder, listing, inputs, layout_options, None,
+                    keep_latin, ascii_digits_to_devanagari, min_duration, max_duration)
 
 
 PREPARERS: Dict[str, Callable[..., Dict]] = {

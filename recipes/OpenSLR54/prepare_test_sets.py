@@ -58,7 +58,6 @@ Authors
 
 import csv
 import hashlib
-import io
 import json
 import logging
 import os
@@ -250,6 +249,12 @@ def read_fleurs_tsv(path: str, audio_dir: Optional[str], text: str = "raw") -> L
     >>> listing = read_fleurs_tsv(tsv, "/data/audio/test")
     >>> listing.entries, listing.drops["malformed_line"]
     ([Entry(uid='11', speaker='', text='नमस्ते ।', audio='/data/audio/test/11.wav')], ['line 2'])
+
+    Example
+    -------
+    >>> rows, notes = unquoted_rows(os.path.join(TEST_SETS_DIR, "fleurs", "ne_np", "dev.tsv"))
+    >>> [fields[1] for _, fields in rows], notes["bom"], notes["lines"]
+    (['2001.wav', '2002.wav'], False, 2)
     """
     if text not in ("raw", "normalized"):
         raise ValueError(f"text must be 'raw' or 'normalized', got {text!r}")
@@ -468,15 +473,22 @@ def load_audio(uid: str, source: AudioSource, out_dir: str) -> AudioResult:
                                    False, "")
     elif not source:
         return AudioResult("empty_file", label, 0.0, False, "0 bytes")
+    os.makedirs(out_dir, exist_ok=True)
+    target = os.path.join(out_dir, _safe_name(uid) + ".flac")
+    staged = source if isinstance(source, str) else target + ".src.tmp"
     try:
-        wav = read_audio(source if isinstance(source, str) else io.BytesIO(source), SAMPLE_RATE)
+        if staged is not source:  # bytes: decoded from a file, like any other (format sniffed)
+            with open(staged, "wb") as f:
+                f.write(source)
+        wav = read_audio(staged, SAMPLE_RATE)
     except AudioError as error:
-        message = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", label, str(error))
+        message = str(error).replace(staged, label)
         reason = ("zero_length" if message.startswith("empty") else
                   "too_short" if message.startswith("too short") else "unreadable")
         return AudioResult(reason, label, 0.0, False, message)
-    os.makedirs(out_dir, exist_ok=True)
-    target = os.path.join(out_dir, _safe_name(uid) + ".flac")
+    finally:
+        if staged is not source and os.path.exists(staged):
+            os.remove(staged)
     sf.write(target + ".tmp", wav.numpy(), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
     os.replace(target + ".tmp", target)
     return AudioResult(None, os.path.abspath(target), wav.shape[0] / SAMPLE_RATE, True, "")
@@ -488,6 +500,13 @@ def iter_tar_members(path: str, wanted: Iterable[str],
     whose stem is in ``wanted``, in archive order, without extracting it. A
     damaged archive ends the iteration; the error goes to
     ``errors["archive"]``.
+
+    Example
+    -------
+    >>> errors = {}
+    >>> archive = os.path.join(TEST_SETS_DIR, "fleurs", "ne_np", "audio", "train.tar.gz")
+    >>> [(stem, data[:4]) for stem, data in iter_tar_members(archive, ["3001", "9999"], errors)], errors
+    ([('3001', b'RIFF')], {})
     """
     wanted = set(wanted)
     try:
@@ -526,6 +545,12 @@ def hf_data_files(folder: str, split: str) -> List[str]:
     ------
     FileNotFoundError
         Nothing of the split is there (the message says what is).
+
+    Example
+    -------
+    >>> parquet = os.path.join(TEST_SETS_DIR, "fleurs_hf", "parquet")
+    >>> [os.path.relpath(f, parquet) for f in hf_data_files(parquet, "dev")]
+    ['ne_np/validation-00000-of-00001.parquet']
     """
     names = _split_names(split)
     if os.path.isfile(folder):
@@ -547,6 +572,7 @@ def hf_data_files(folder: str, split: str) -> List[str]:
         raise FileNotFoundError(f"{folder}: no dataset_dict.json, state.json or *.parquet")
 
     def tokens(path: str) -> set:
+        """The words of a file's path below ``folder``."""
         return set(re.split(r"[-_./\\\\]", os.path.relpath(path, folder).lower()))
 
     every = {n for aliases in _SPLIT_ALIASES.values() for n in aliases}
@@ -612,6 +638,12 @@ def read_hf_table(files: Sequence[str], split: str, text: str = "raw") -> Listin
     ------
     ValueError
         A file without an ``audio`` or transcription column.
+
+    Example
+    -------
+    >>> files = hf_data_files(os.path.join(TEST_SETS_DIR, "fleurs_hf", "save_to_disk"), "test")
+    >>> [(e.uid, e.text) for e in read_hf_table(files, "test").entries][:2]
+    [('1001', 'नमस्ते साथी ।'), ('1002', 'म 2 वटा किताब किन्छु।')]
     """
     column = "raw_transcription" if text == "raw" else "transcription"
     entries: Dict[str, Entry] = {}
@@ -811,6 +843,13 @@ def find_fleurs_folder(data_folder: str, lang: str = "ne_np") -> str:
     ------
     FileNotFoundError
         None of them has a split TSV.
+
+    Example
+    -------
+    >>> files = hf_data_files(os.path.join(TEST_SETS_DIR, "fleurs_hf", "save_to_disk"), "test")
+    >>> errors = {}
+    >>> [uid for uid, _ in iter_hf_audio(files, "test", ["1001", "test_000003"], errors)], errors
+    (['1001'], {'test_000003': 'no audio bytes and no such file'})
     """
     for folder in (data_folder, os.path.join(data_folder, lang), os.path.join(data_folder, "data", lang)):
         if any(os.path.isfile(os.path.join(folder, f"{s}.tsv")) for s in ("test", "dev", "train")):
@@ -873,6 +912,7 @@ def prepare_fleurs(data_folder: str, save_folder: str, split: str = "test", lang
     stream = None
     if not extracted:
         def stream(wanted, errors):
+            """The archive members of the wanted utterances."""
             return iter_tar_members(archive, wanted, errors)
     return _prepare("fleurs", folder, save_folder, listing, inputs, {"split": name, "text": text}, stream,
                     keep_latin, ascii_digits_to_devanagari, min_duration, max_duration)
@@ -901,6 +941,7 @@ def prepare_fleurs_hf(data_folder: str, save_folder: str, split: str = "test", t
     inputs = {"files": [file_stamp(f) for f in files]}
 
     def stream(wanted, errors):
+        """The audio cells of the wanted rows."""
         return iter_hf_audio(files, split, wanted, errors)
 
     return _prepare("fleurs_hf", data_folder, save_folder, listing, inputs, {"split": split, "text": text},

@@ -478,13 +478,13 @@ def _write_json(path: str, data: Dict) -> None:
         f.write("\n")
 
 
-def _fingerprint(options: Dict, inputs: Dict) -> str:
-    """sha256 of the options and the input listing."""
+def inputs_fingerprint(options: Dict, inputs: Dict) -> str:
+    """sha256 of the options and the input listing (what a re-run compares)."""
     blob = json.dumps([_FORMAT_VERSION, options, inputs], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def _listing_digest(audio: Dict[str, AudioFile]) -> str:
+def listing_digest(audio: Dict[str, AudioFile]) -> str:
     """sha256 over the sorted ``(id, size, mtime_ns)`` of the audio files."""
     digest = hashlib.sha256()
     for uid in sorted(audio):
@@ -493,10 +493,12 @@ def _listing_digest(audio: Dict[str, AudioFile]) -> str:
     return digest.hexdigest()
 
 
-def _outputs_current(save_folder: str, fingerprint: str) -> Optional[Dict]:
-    """The existing report if all outputs exist and match ``fingerprint``."""
+def outputs_current(save_folder: str, fingerprint: str,
+                    splits: Sequence[str] = SPLITS) -> Optional[Dict]:
+    """The existing report if it and the CSVs of ``splits`` exist and the
+    report's fingerprint is ``fingerprint``; else None."""
     report_path = os.path.join(save_folder, REPORT_NAME)
-    if not all(os.path.isfile(os.path.join(save_folder, f"{s}.csv")) for s in SPLITS):
+    if not all(os.path.isfile(os.path.join(save_folder, f"{s}.csv")) for s in splits):
         return None
     try:
         with open(report_path, encoding="utf-8") as f:
@@ -507,7 +509,8 @@ def _outputs_current(save_folder: str, fingerprint: str) -> Optional[Dict]:
 
 
 def write_outputs(save_folder: str, rows: Dict[str, List[Dict]], report: Dict) -> None:
-    """Write the three CSVs and the report atomically.
+    """Write one CSV per key of ``rows`` (``<split>.csv``, columns
+    :data:`CSV_FIELDS`) and the report, atomically.
 
     The old report goes first (so a run interrupted midway never leaves a
     report vouching for stale CSVs), each file is written to ``<name>.tmp``
@@ -518,10 +521,10 @@ def write_outputs(save_folder: str, rows: Dict[str, List[Dict]], report: Dict) -
     report_path = os.path.join(save_folder, REPORT_NAME)
     if os.path.exists(report_path):
         os.remove(report_path)
-    targets = [os.path.join(save_folder, f"{s}.csv") for s in SPLITS]
+    targets = [os.path.join(save_folder, f"{s}.csv") for s in rows]
     tmps = [t + ".tmp" for t in targets] + [report_path + ".tmp"]
     try:
-        for split, target in zip(SPLITS, targets):
+        for split, target in zip(rows, targets):
             _write_csv(target + ".tmp", rows[split])
         _write_json(report_path + ".tmp", report)
         for tmp in tmps:
@@ -691,10 +694,10 @@ def prepare_openslr54(
     inputs = {
         "zips": [file_stamp(z) for z in zips],
         "tsv": [[os.path.abspath(t), s.size, s.mtime_ns] for t, s in zip(tsvs, map(file_stamp, tsvs))],
-        "audio": [len(audio), _listing_digest(audio)],
+        "audio": [len(audio), listing_digest(audio)],
     }
-    fingerprint = _fingerprint(options, inputs)
-    current = _outputs_current(save_folder, fingerprint)
+    fingerprint = inputs_fingerprint(options, inputs)
+    current = outputs_current(save_folder, fingerprint)
     if current is not None:
         logger.info("%s is up to date with the inputs and options; skipping", save_folder)
         current["skipped"] = True

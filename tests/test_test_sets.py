@@ -27,7 +27,7 @@ from prepare_test_sets import (
 )
 
 from speechbrain_w2vbert.audio import read_audio
-from speechbrain_w2vbert.text import normalize_nepali
+from speechbrain_w2vbert.text.normalize import normalize_nepali
 
 FLEURS = os.path.join(TEST_SETS_DIR, "fleurs")
 FLEURS_LANG = os.path.join(FLEURS, "ne_np")

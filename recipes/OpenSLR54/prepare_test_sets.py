@@ -70,8 +70,8 @@ from urllib.parse import parse_qsl
 
 import soundfile as sf
 
-from speechbrain_w2vbert.audio import MIN_SAMPLES, AudioError, read_audio
-from speechbrain_w2vbert.text import char_inventory, has_latin, normalize_nepali, out_of_inventory
+from speechbrain_w2vbert.audio import AudioError, read_audio
+from speechbrain_w2vbert.text.normalize import char_inventory, has_latin, normalize_nepali, out_of_inventory
 
 from openslr54_download import file_stamp  # the recipe folder is on sys.path
 from openslr54_prepare import (
@@ -466,9 +466,6 @@ def load_audio(uid: str, source: AudioSource, out_dir: str) -> AudioResult:
             if info.reason is not None:
                 return AudioResult(info.reason, source, 0.0, False, info.reason)
             if info.sample_rate == SAMPLE_RATE and info.channels == 1:
-                if info.frames < MIN_SAMPLES:
-                    return AudioResult("too_short", source, info.frames / SAMPLE_RATE, False,
-                                       f"{info.frames} samples")
                 return AudioResult(None, os.path.abspath(source), info.frames / SAMPLE_RATE,
                                    False, "")
     elif not source:
@@ -832,7 +829,9 @@ def _prepare(layout: str, source: str, save_folder: str, listing: Listing, input
 # --------------------------------------------------------------------------
 # One function per layout
 # --------------------------------------------------------------------------
-_DEFAULT_MIN = MIN_SAMPLES / SAMPLE_RATE
+#: Default shortest utterance, s: w2v-BERT 2.0's shortest input (560 samples
+#: at 16 kHz, its encoder's ``min_samples``), which gives it one output frame.
+_DEFAULT_MIN = 0.035
 
 
 def find_fleurs_folder(data_folder: str, lang: str = "ne_np") -> str:

@@ -387,6 +387,7 @@ def load_asr(source: str, savedir: Optional[str] = None, device: str = "cpu", ov
     from speechbrain.inference.ASR import EncoderASR
 
     def check(path):
+        """Refuses a missing or unsafe ``hyperparams.yaml`` (or warns, when trusted)."""
         if not os.path.isfile(path):
             raise ModelFolderError(f"{source}: no {HYPERPARAMS}: not a model folder (the recipe writes one as inference/)")
         if trust_remote_code:

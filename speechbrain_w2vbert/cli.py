@@ -79,6 +79,7 @@ import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from speechbrain_w2vbert.audio import AudioError
+from speechbrain_w2vbert.hf import save_hf_folder
 from speechbrain_w2vbert.inference.alignment import AlignmentError, to_textgrid
 from speechbrain_w2vbert.inference.decoding import select_decoder
 from speechbrain_w2vbert.inference.folder import ModelFolderError, asr_model, folder_lm_decoder, load_asr
@@ -326,8 +327,6 @@ def _run_align(args, asr) -> int:
 
 
 def _run_export(args, asr) -> int:
-    from speechbrain_w2vbert.hf import save_hf_folder  # transformers' processors load only here
-
     model = asr_model(asr)
     save_hf_folder(args.out_dir, model.encoder, model.head, asr.tokenizer, folder_lm_decoder(asr))
     print(args.out_dir)

@@ -213,7 +213,7 @@ def test_recipe_evaluates_an_imported_checkpoint(hf_folder, test_files, asr, tmp
 
 
 def test_raw_waveform_encoder_exports_too(tmp_path, test_files):
-    """The export is generic: a wav2vec 2.0 lobe (issue 6) goes to an
+    """The export is generic: a wav2vec 2.0 lobe goes to an
     EncoderASR folder under its own class and to ``Wav2Vec2ForCTC`` +
     ``Wav2Vec2Processor`` with the same greedy transcripts."""
     wav2vec2 = pytest.importorskip("speechbrain_w2vbert.models.wav2vec2")

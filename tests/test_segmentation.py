@@ -51,10 +51,10 @@ def test_bad_vad_options_are_refused():
 
 @pytest.mark.slow
 def test_long_recording_segmented_at_pauses_as_well_as_utterances_alone(asr, long_recording, tmp_path, savedir):
-    """The issue's figure. Each utterance alone: 162 character errors over
-    the 38; VAD segments (defaults): measured 196 (1.21x; the 5% target is
-    not met: see README, Long recordings); fixed 20 s chunks: 397. Asserted
-    with margin: VAD within 1.3x of alone and under 0.6x of fixed chunks.
+    """Character errors of the whole transcript: each utterance alone 162
+    over the 38; VAD segments (defaults) 196 (1.21x; docs/design.md#long-recordings
+    says why not closer); fixed 20 s chunks 397. Asserted with margin: VAD
+    within 1.3x of alone and under 0.6x of fixed chunks.
     One segment per utterance, each word inside its own utterance's span.
     """
     from speechbrain_w2vbert.inference.transcriber import Transcriber

@@ -32,6 +32,8 @@ import json
 import os
 from typing import Dict, Iterable, Optional
 
+from speechbrain_w2vbert import __version__
+
 __all__ = ["MANIFEST", "ManifestError", "file_digest", "write_manifest", "read_manifest", "verify_manifest"]
 
 #: The manifest's file name.
@@ -75,8 +77,6 @@ def write_manifest(folder: str, kind: str, files: Optional[Iterable[str]] = None
     str
         The manifest's path.
     """
-    from speechbrain_w2vbert import __version__
-
     if files is None:
         files = sorted(os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/")
                        for root, _, names in os.walk(folder) for name in names

@@ -3,8 +3,9 @@ seeding, counters, the fault-tolerant audio reader, learning-rate schedules
 and the training curves."""
 
 
+from speechbrain_w2vbert.compat import legacy_attribute
+
+
 def __getattr__(name):
     """The names this module had in 0.1.x (see :mod:`speechbrain_w2vbert.compat`)."""
-    from speechbrain_w2vbert.compat import legacy_attribute
-
     return legacy_attribute(__name__, name)

@@ -25,7 +25,7 @@ from typing import Iterator, Optional, Sequence
 import torch
 
 from speechbrain_w2vbert.lm.ngram import NgramLM, quiet_native_stderr
-from speechbrain_w2vbert.models.encoder import hub_load_kwargs
+from speechbrain_w2vbert.models.encoder import hub_load_kwargs, unwrap
 from speechbrain_w2vbert.models.w2vbert import W2VBert
 from speechbrain_w2vbert.text.tokenizer import PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER, CharTokenizer
 
@@ -37,11 +37,6 @@ __all__ = [
     "hf_ctc_tokenizer",
     "from_hf_ctc",
 ]
-
-
-def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    """The module inside a DDP/DataParallel wrapper (or the module itself)."""
-    return getattr(module, "module", module)
 
 
 def to_hf_ctc(encoder: torch.nn.Module, head: torch.nn.Linear, blank_index: int = 0):
@@ -83,7 +78,7 @@ def to_hf_ctc(encoder: torch.nn.Module, head: torch.nn.Linear, blank_index: int 
     """
     from transformers import AutoModelForCTC
 
-    encoder, head = _unwrap(encoder), _unwrap(head)
+    encoder, head = unwrap(encoder), unwrap(head)
     if encoder.output_norm:
         raise ValueError("the transformers CTC models have no output layer norm: "
                          "export an encoder trained with output_norm=False")
@@ -117,11 +112,11 @@ def hf_processor(encoder: torch.nn.Module, tokenizer: CharTokenizer, folder: str
     # output, as pyctcdecode's alphabet must be.
     hf_tokenizer = Wav2Vec2CTCTokenizer(vocab, unk_token=UNK_TOKEN, pad_token=PAD_TOKEN,
                                         word_delimiter_token=WORD_DELIMITER, bos_token=None, eos_token=None)
-    config = _unwrap(encoder).model.config
+    config = unwrap(encoder).model.config
     if config.model_type == "wav2vec2-bert":
         return Wav2Vec2BertProcessor(feature_extractor=SeamlessM4TFeatureExtractor(), tokenizer=hf_tokenizer)
     extractor = Wav2Vec2FeatureExtractor(
-        do_normalize=bool(getattr(_unwrap(encoder), "normalize_wav", True)),
+        do_normalize=bool(getattr(unwrap(encoder), "normalize_wav", True)),
         return_attention_mask=bool(getattr(config, "use_attention_mask",
                                            getattr(config, "feat_extract_norm", "layer") == "layer")),
     )
@@ -272,7 +267,7 @@ def from_hf_ctc(source: str, encoder: Optional[torch.nn.Module] = None, cache_di
         if hf.config.model_type != "wav2vec2-bert":
             raise ValueError(f"{source}: give an encoder for model type {hf.config.model_type!r}")
         encoder = W2VBert(config=base.config.to_dict(), pretrained=False, **encoder_kwargs)
-    _unwrap(encoder).model.load_state_dict(base.state_dict())
+    unwrap(encoder).model.load_state_dict(base.state_dict())
     tokenizer, order = hf_ctc_tokenizer(source, hf.lm_head.out_features, cache_dir)
     head = torch.nn.Linear(hf.lm_head.in_features, hf.lm_head.out_features)
     with torch.no_grad():

@@ -8,6 +8,7 @@ import os
 import shlex
 
 from speechbrain_w2vbert.inference.folder import write_model_card
+from speechbrain_w2vbert.models.encoder import unwrap
 
 __all__ = ["write_recipe_model_card", "shareable_path", "shareable_command"]
 
@@ -94,7 +95,7 @@ def write_recipe_model_card(hparams, encoder, test_stats, command, lm_stats=None
     str
         The path of the model card.
     """
-    encoder = getattr(encoder, "module", encoder)  # a DDP wrapper's module
+    encoder = unwrap(encoder)
     name = ENCODER_NAMES.get(encoder.model_type, encoder.model_type)
     data = {"data folder": f"`{shareable_path(hparams['data_folder'], '<data_folder>')}`",
             "split": f"{hparams['split']} {hparams['split_ratio']} (train/dev/test %)"}

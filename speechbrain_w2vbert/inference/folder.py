@@ -36,6 +36,7 @@ from speechbrain_w2vbert.inference.manifest import MANIFEST, verify_manifest, wr
 from speechbrain_w2vbert.inference.safety import ALLOWED_TARGETS, check_hyperparams, warn_trusted
 from speechbrain_w2vbert.lm.ngram import NgramLM
 from speechbrain_w2vbert.models.ctc import EncoderCTC
+from speechbrain_w2vbert.models.encoder import unwrap
 from speechbrain_w2vbert.text.tokenizer import CharTokenizer, SentencePieceCTCTokenizer
 
 __all__ = [
@@ -73,11 +74,6 @@ Tokenizer = Union[CharTokenizer, SentencePieceCTCTokenizer]
 logger = logging.getLogger(__name__)
 
 
-def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    """The module inside a DDP/DataParallel wrapper (or the module itself)."""
-    return getattr(module, "module", module)
-
-
 def class_path(obj) -> str:
     """``module.qualname`` of a class, or of an object's class or function
     (what ``!new:`` and ``!name:`` need).
@@ -93,7 +89,7 @@ def class_path(obj) -> str:
 
 def encoder_config_dict(encoder: torch.nn.Module) -> dict:
     """The architecture fields of an encoder lobe's transformers config."""
-    config = _unwrap(encoder).model.config.to_dict()
+    config = unwrap(encoder).model.config.to_dict()
     return {k: v for k, v in sorted(config.items()) if k not in _NON_ARCH_KEYS}
 
 
@@ -187,7 +183,7 @@ def hyperparams_yaml(encoder: torch.nn.Module, head: torch.nn.Linear, tokenizer:
     -------
     str
     """
-    encoder, head = _unwrap(encoder), _unwrap(head)
+    encoder, head = unwrap(encoder), unwrap(head)
     data: Dict[str, object] = {
         "sample_rate": 16000,
         "blank_index": tokenizer.blank_index,
@@ -277,7 +273,7 @@ def export_inference_folder(
     >>> len(words)
     2
     """
-    encoder, head = _unwrap(encoder), _unwrap(head)
+    encoder, head = unwrap(encoder), unwrap(head)
     text = hyperparams_yaml(encoder, head, tokenizer, lm_decoder)
     os.makedirs(folder, exist_ok=True)
     written = [ENCODER_CKPT, HEAD_CKPT, HYPERPARAMS]

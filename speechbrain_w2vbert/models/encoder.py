@@ -26,7 +26,7 @@ from transformers import PretrainedConfig
 from speechbrain_w2vbert.models.lengths import absolute_lengths, relative_lengths
 
 __all__ = ["SpeechEncoder", "apply_overrides", "enable_checkpointing", "hub_load_kwargs", "resolve_config",
-           "sample_counts"]
+           "sample_counts", "unwrap"]
 
 #: Constructor arguments of every lobe that are config fields of the same
 #: name in the wav2vec 2.0 family and w2v-BERT 2.0; None keeps the source's value.
@@ -57,6 +57,19 @@ def sample_counts(wavs: torch.Tensor, wav_lens: Optional[torch.Tensor]) -> torch
     if wav_lens is None:
         return torch.full((batch,), length, device=wavs.device, dtype=torch.long)
     return absolute_lengths(wav_lens.to(wavs.device), length)
+
+
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DDP/DataParallel wrapper (or the module itself):
+    what the recipe's Brain holds after ``fit`` starts.
+
+    Example
+    -------
+    >>> layer = torch.nn.Linear(1, 1)
+    >>> unwrap(torch.nn.DataParallel(layer)) is layer, unwrap(layer) is layer
+    (True, True)
+    """
+    return getattr(module, "module", module)
 
 
 def hub_load_kwargs(source: str, cache_dir: Optional[str] = None, revision: Optional[str] = None) -> dict:

@@ -16,7 +16,7 @@ LATEST_PY := $(LATEST_VENV)/bin/python
 PAIR ?=
 CHECK_ENV = tools/envcheck.py
 
-.PHONY: install test test-fast demo bench test-latest lock lmplz clean
+.PHONY: install test test-fast demo bench bench-report test-latest lock lmplz clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ demo: install
 
 bench: install
 	$(PY) bench/frontend.py
+
+# Runs every bench (about 10-15 min on 2 CPU cores; run it on a quiet machine)
+# and rewrites docs/benchmarks.md; results/bench-report/ keeps their JSON.
+bench-report: install
+	$(PY) bench/report.py
 
 # KenLM's lmplz and build_binary into .lmplz/bin, from the kenlm sdist (needs
 # cmake, g++ and Boost; README: Language model). The recipe uses lmplz when it

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from common import reset_peak_rss, rss_mb, run_worker
+from common import add_json_option, emit, reset_peak_rss, rss_mb, run_worker
 
 #: transformers' eager and sdpa (unmodified Wav2Vec2BertModel) and ours.
 IMPLEMENTATIONS = ["eager", "sdpa", "sdpa_bucketed"]
@@ -86,6 +86,7 @@ def main():
     parser.add_argument("--frames", type=int, nargs="*", default=FRAMES)
     parser.add_argument("--impl", nargs="*", default=IMPLEMENTATIONS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    add_json_option(parser)
     args = parser.parse_args()
     if args.worker:
         args.frames, args.impl = args.frames[0], args.impl[0]
@@ -113,11 +114,14 @@ def main():
             print(f"{row['frames']:>6} {row['impl']:<14} {row['error']}")
             continue
         base = next((r for r in rows if r["frames"] == row["frames"] and r["impl"] == "sdpa" and "error" not in r), None)
-        time_ratio = f"{row['seconds'] / base['seconds']:.2f}x" if base else "-"
-        memory_ratio = f"{row['peak_mb'] / base['peak_mb']:.2f}x" if base else "-"
+        if base:
+            row["time_vs_sdpa"], row["memory_vs_sdpa"] = row["seconds"] / base["seconds"], row["peak_mb"] / base["peak_mb"]
+        time_ratio = f"{row['time_vs_sdpa']:.2f}x" if base else "-"
+        memory_ratio = f"{row['memory_vs_sdpa']:.2f}x" if base else "-"
         print(f"{row['frames']:>6} {row['impl']:<14} {row['seconds']:>8.2f} {row['peak_mb']:>9.0f} "
               f"{time_ratio:>13} {memory_ratio:>15}")
-    print(json.dumps({"bench": "attention", "config": config, "device": args.device, "rows": rows}))
+    emit({"bench": "attention", "config": config, "device": args.device, "batch": args.batch,
+          "precision": "bf16" if args.bf16 else "fp32", "repeats": args.repeats, "rows": rows}, args.json, args.threads)
 
 
 if __name__ == "__main__":

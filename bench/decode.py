@@ -18,7 +18,6 @@ Usage::
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import sys
@@ -26,6 +25,7 @@ import tempfile
 import time
 
 import torch
+from common import add_json_option, emit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -63,6 +63,7 @@ def main(argv=None):
     parser.add_argument("--lm-weight", type=float, default=0.5)
     parser.add_argument("--word-bonus", type=float, default=1.0)
     parser.add_argument("--utterances", type=int, default=0, help="test utterances (0: all)")
+    add_json_option(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -115,7 +116,9 @@ def main(argv=None):
         for r in rows:
             print(f"{r['beam']!s:>5} {r['method']:<27} {r['ms_median']:>13.1f} {r['ms_worst']:>8.1f} {r['rtf']:>8.4f} "
                   f"{r['WER']:>6.1f} {r['CER']:>6.1f} {r['same_as_speechbrain_lm']:>8}/{len(items)}")
-        print(json.dumps({"utterances": len(items), "audio_seconds": audio, "rows": rows}))
+        emit({"bench": "decode", "utterances": len(items), "audio_seconds": audio, "order": report["order"],
+              "estimator": report["estimator"], "lm_weight": args.lm_weight, "word_bonus": args.word_bonus,
+              "model": os.path.relpath(os.path.abspath(args.model), ROOT), "rows": rows}, args.json, 1)
     return rows
 
 

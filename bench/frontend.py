@@ -30,7 +30,6 @@ Usage::
 """
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -39,10 +38,10 @@ import time
 
 import numpy as np
 import torch
+from common import add_json_option, durations, emit  # durations: the training bench's OpenSLR 54-like mix
 from transformers import SeamlessM4TFeatureExtractor
 
 from speechbrain_w2vbert.models.features import SeamlessFbank
-from train_step import durations  # the OpenSLR 54-like duration mix of the training bench
 
 SAMPLE_RATE = 16000
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -234,6 +233,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tile-frames", type=int, help="SeamlessFbank's tile_frames (default: its own)")
     parser.add_argument("--fp32-spectra", action="store_true", help="also time spectral_dtype=float32 (inexact)")
+    add_json_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -247,7 +247,7 @@ def main():
         name = f"SeamlessFbank (torch, CUDA {torch.cuda.get_device_name()})"
         targets.append((name, SeamlessFbank().to("cuda"), "cuda", torch.cuda.synchronize))
     machine = f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} CPU threads"
-    result = {"bench": "frontend", "threads": args.threads}
+    result = {"bench": "frontend", "threads": args.threads, "calls": args.calls, "repeats": args.repeats}
     if args.mode in ("loop", "both"):
         settings = recipe_batching()
         workloads = [
@@ -263,7 +263,7 @@ def main():
         print_table(f"# back to back (best case): {machine}; best of {args.repeats} immediate repeats", rows,
                     per_call=False)
         result["back_to_back"] = rows
-    print(json.dumps(result))
+    emit(result, args.json, args.threads)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ import zipfile
 
 import soundfile as sf
 import torch
+from common import add_json_option, emit, reset_peak_rss, rss_mb, run_worker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DATA = os.path.join(ROOT, "recipes", "OpenSLR54", "sample_data")
@@ -119,8 +120,6 @@ def int8_memory_worker(args):
     that pass over the resident set after loading (activations)."""
     import csv
 
-    from common import reset_peak_rss, rss_mb
-
     from speechbrain_w2vbert.inference.folder import load_asr
     from speechbrain_w2vbert.inference.quantization import quantize_asr_int8
     from speechbrain_w2vbert.inference.transcriber import Transcriber
@@ -146,7 +145,6 @@ def int8_bench(args):
     import csv
     import statistics
 
-    from common import run_worker
     from transformers import Wav2Vec2BertConfig
 
     from speechbrain_w2vbert.inference.folder import load_asr
@@ -187,7 +185,8 @@ def int8_bench(args):
                 memory = run_worker([sys.executable, os.path.abspath(__file__), "--int8-memory", label, "--folder",
                                      folder, "--csv", test_csv, "--files", str(args.files), "--threads",
                                      str(args.threads)], "cpu")
-                row = {"model": name, "precision": label, "rtf": sum(times[label]) / audio,
+                row = {"model": name, "precision": label, "files": len(wavs), "audio_s": audio,
+                       "rtf": sum(times[label]) / audio,
                        "activations_mb": memory["peak_mb"], "process_peak_mb": memory["process_peak_mb"],
                        "median_ms": 1000 * statistics.median(times[label]), "worst_ms": 1000 * max(times[label]),
                        "weights_mb": weight_mb(sides[label].asr.mods.encoder)}
@@ -202,11 +201,12 @@ def int8_bench(args):
     print("-" * len(header))
     for i, row in enumerate(rows_out):
         base = rows_out[i - i % 2]
+        row["speed_up"] = base["rtf"] / row["rtf"]
         cer = f"{row['cer']:6.2f}" if "cer" in row else f"{'-':>6}"
         print(f"{row['model']:<32} {row['precision']:<9} {row['rtf']:7.4f} {row['median_ms']:10.1f} "
               f"{row['worst_ms']:9.1f} {row['process_peak_mb']:11.0f} {row['activations_mb']:9.1f} {row['weights_mb']:10.1f} {cer} "
-              f"{base['rtf'] / row['rtf']:8.2f}x")
-    print(json.dumps({"bench": "inference_int8", "rows": rows_out}))
+              f"{row['speed_up']:8.2f}x")
+    emit({"bench": "inference_int8", "files": args.files, "rows": rows_out}, args.json, args.threads)
 
 
 def timed(fn):
@@ -225,6 +225,7 @@ def main():
     parser.add_argument("--int8-memory", choices=("fp32", "int8"), help=argparse.SUPPRESS)  # worker of --int8
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--csv", help=argparse.SUPPRESS)
+    add_json_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.int8_memory:
@@ -290,8 +291,10 @@ def main():
               f"{baseline / seconds:>11.2f}x")
     for name, count in agreement.items():
         print(f"identical transcripts, {name.replace('_', ' ')}: {count}/{len(wavs)}")
-    print(json.dumps({"bench": "inference", "files": len(wavs), "audio_s": audio, "identical": agreement,
-                      "rows": [{"mode": m, "impl": i, "seconds": s} for m, i, s in rows]}))
+    emit({"bench": "inference", "files": len(wavs), "audio_s": audio, "batch_size": args.batch_size,
+          "model": args.model or "random tiny (2.0M parameters)", "identical": agreement,
+          "rows": [{"mode": m, "impl": i, "seconds": s, "rtf": s / audio, "vs_pipeline": rows[k - k % 2][2] / s}
+                   for k, (m, i, s) in enumerate(rows)]}, args.json, args.threads)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Usage::
 
 import argparse
 import io
-import json
 import logging
 import os
 import random
@@ -33,6 +32,7 @@ import time
 
 import numpy as np
 import soundfile as sf
+from common import add_json_option, emit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "recipes", "OpenSLR54")]
@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20000, help="number of utterances")
     parser.add_argument("--seconds", type=float, default=1.2, help="duration of each file")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="pool size")
+    add_json_option(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,10 +120,11 @@ def main() -> None:
         "workers": args.workers,
         "cpus": os.cpu_count(),
         "utt_per_s": {name: round(args.n / s) for name, s in rows},
+        "seconds": {name: round(s, 3) for name, s in rows},
         "kept": report["kept"]["utterances"],
         "target_utt_per_s": 2000,
     }
-    print(json.dumps(result))
+    emit(result, args.json, args.workers)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ import os
 import sys
 import time
 
-from common import reset_peak_rss, rss_mb, run_worker
+from common import add_json_option, durations, emit, reset_peak_rss, rss_mb, run_worker
 
 import numpy as np
 
@@ -72,12 +72,6 @@ CHARS_PER_SECOND = 12  # label density of read Nepali speech
 IMPLEMENTATIONS = ("hf", "hf_nockpt", "ours", "ours_ckpt", "ours_ckpt2")
 #: bf16 dense peak of the GPUs we compare on (FLOP/s).
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
-
-
-def durations(count, seed):
-    """OpenSLR 54-like durations: log-normal around 4 s, clipped to 1-15 s."""
-    rng = np.random.default_rng(seed)
-    return np.clip(rng.lognormal(np.log(3.6), 0.45, count), 1.0, 15.0)
 
 
 def make_utterance(seconds, index):
@@ -311,6 +305,7 @@ def main():
     parser.add_argument("--impls", nargs="+", default=list(IMPLEMENTATIONS[:4]), choices=IMPLEMENTATIONS,
                         help="workers to run, in this order (the first is the reference of the ratios)")
     parser.add_argument("--impl", default=None, help=argparse.SUPPRESS)
+    add_json_option(parser)
     args = parser.parse_args()
     if args.impl:
         return worker(args)
@@ -342,8 +337,10 @@ def main():
               f"{100 * row['padding_fraction']:>7.1f}% {row['peak_mb']:>9.0f} {mfu:>6} "
               f"{row['speed_ratio']:>5.2f}x {row['memory_ratio']:>5.2f}x")
     print(f"(speed and memory relative to {reference['impl']})")
-    print(json.dumps({"bench": "train_step", "config": config, "device": args.device,
-                      "precision": args.precision, "hf_precision": args.hf_precision or args.precision, "rows": rows}))
+    emit({"bench": "train_step", "config": config, "device": args.device, "precision": args.precision,
+          "hf_precision": args.hf_precision or args.precision, "steps": args.steps, "pool": args.pool,
+          "mean_utterance_s": float(durations(args.pool, args.seed).mean()),
+          "seconds_per_step": args.seconds_per_step, "rows": rows}, args.json, args.threads)
 
 if __name__ == "__main__":
     main()

@@ -136,11 +136,11 @@ def host_info(threads: int) -> dict:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "commit": git_commit(), "cpu": cpu_info(), "cpus": os.cpu_count(), "threads": threads,
             "versions": versions}
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name()
+    import torch  # loaded already, except in the benches' parent processes
+
+    info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()  # the kernels torch dispatches to
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
     return info
 
 

@@ -138,13 +138,18 @@ def train_step_table(result: dict) -> List[str]:
                                    "memory"], rows, "lrrrrrrr")
 
 
+AGREEMENT = {"pipeline_vs_encoderasr_one_at_a_time": "`transformers.pipeline` and `EncoderASR` one file at a time",
+             "encoderasr_batched_vs_one_at_a_time": "`EncoderASR` batched and one file at a time",
+             "pipeline_batched_vs_one_at_a_time": "`transformers.pipeline` batched and one file at a time"}
+
+
 def inference_table(result: dict) -> List[str]:
     lines = [f"{result['files']} sample-corpus files, {result['audio_s']:.0f} s of audio; model: {result['model']}.", ""]
     lines += markdown_table(["mode", "implementation", "seconds", "RTF", "speed vs pipeline"],
                             [[r["mode"], f"`{r['impl']}`", f"{r['seconds']:.2f}", f"{r['rtf']:.4f}",
                               ratio(r["vs_pipeline"])] for r in result["rows"]], "llrrr")
     lines.append("")
-    lines += [f"Identical transcripts, {name.replace('_', ' ')}: {count}/{result['files']}."
+    lines += [f"Identical transcripts, {AGREEMENT.get(name, name)}: {count}/{result['files']}."
               for name, count in result["identical"].items()]
     return lines
 
@@ -183,11 +188,11 @@ def prepare_table(result: dict) -> List[str]:
 
 #: The report's benches, in order, with options that keep it near 10-15 minutes on 2 cores.
 BENCHES = [
-    Bench("frontend", ["bench/frontend.py", "--mode", "both", "--calls", "20"], "Frontend",
+    Bench("frontend", ["bench/frontend.py", "--mode", "both"], "Frontend",
           "transformers' `SeamlessM4TFeatureExtractor` (numpy) against `SeamlessFbank` on the same waveforms, "
-          "in one process: the recipe's training batches and single CLI files (20 calls each, the bench's default "
-          "is 40), and back to back on two fixed shapes.", frontend_table),
-    Bench("attention", ["bench/attention.py"], "Attention",
+          "in one process: the recipe's training batches and single CLI files as the programs call them, and "
+          "back to back on two fixed shapes.", frontend_table),
+    Bench("attention", ["bench/attention.py", "--repeats", "2"], "Attention",
           "Encoder forward + backward with transformers' `eager` and `sdpa` attention (both build the "
           "(L, L, 64) relative-position tensor) and with ours, each cell in its own process. Our row also runs "
           "the time-major convolution modules (`W2VBert`'s defaults); transformers' rows run its own.",

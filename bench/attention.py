@@ -115,7 +115,8 @@ def main():
             continue
         base = next((r for r in rows if r["frames"] == row["frames"] and r["impl"] == "sdpa" and "error" not in r), None)
         if base:
-            row["time_vs_sdpa"], row["memory_vs_sdpa"] = row["seconds"] / base["seconds"], row["peak_mb"] / base["peak_mb"]
+            row["time_vs_sdpa"] = row["seconds"] / base["seconds"]
+            row["memory_vs_sdpa"] = row["peak_mb"] / base["peak_mb"]
         time_ratio = f"{row['time_vs_sdpa']:.2f}x" if base else "-"
         memory_ratio = f"{row['memory_vs_sdpa']:.2f}x" if base else "-"
         print(f"{row['frames']:>6} {row['impl']:<14} {row['seconds']:>8.2f} {row['peak_mb']:>9.0f} "

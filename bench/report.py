@@ -91,7 +91,8 @@ def frontend_table(result: dict) -> List[str]:
               f"{r['worst_over_median']:.2f}" if "worst_over_median" in r else "-",
               f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else "-"] for r in result["loop"]], "llrrrrrrr")
     if result.get("back_to_back"):
-        lines += ["", f"Back to back (best case): best of {result['repeats']} immediate repeats of one fixed shape.", ""]
+        lines += ["", f"Back to back (best case): best of {result['repeats']} immediate repeats of one fixed shape.",
+                  ""]
         lines += markdown_table(
             ["workload", "implementation", "best s", "x real time", "speed vs transformers", "max abs diff"],
             [[r["workload"], names.get(r["impl"], r["impl"]), f"{r['median']:.4f}", f"{r['audio'] / r['median']:.0f}",
@@ -144,7 +145,8 @@ AGREEMENT = {"pipeline_vs_encoderasr_one_at_a_time": "`transformers.pipeline` an
 
 
 def inference_table(result: dict) -> List[str]:
-    lines = [f"{result['files']} sample-corpus files, {result['audio_s']:.0f} s of audio; model: {result['model']}.", ""]
+    lines = [f"{result['files']} sample-corpus files, {result['audio_s']:.0f} s of audio; model: {result['model']}.",
+             ""]
     lines += markdown_table(["mode", "implementation", "seconds", "RTF", "speed vs pipeline"],
                             [[r["mode"], f"`{r['impl']}`", f"{r['seconds']:.2f}", f"{r['rtf']:.4f}",
                               ratio(r["vs_pipeline"])] for r in result["rows"]], "llrrr")

@@ -2,11 +2,12 @@
 """The GPU report: every figure the project needs from a GPU, from one command.
 
 GPU machines come rarely, for minutes, bare and offline. This script measures
-on the GPU it finds, in parts, each in its own process (forked from this one
-before CUDA starts, so a part's peak memory, global flags and compilation
-caches are its own) with a time budget: a part that runs out of time is
-stopped, what it measured is kept and what it did not run is listed. The
-whole run stays under :data:`TOTAL_BUDGET_S` (8 minutes on one H100).
+on the GPU it finds, in parts, each in a process of its own (so that a part's
+peak memory, global flags and compilation caches are its own; this one never
+starts CUDA) with a time budget: a part skips the cells its budget cannot
+hold and is stopped past it, what it measured is kept, what it did not run
+is listed. The whole run stays under :data:`TOTAL_BUDGET_S` (8 minutes on one
+H100), and the report is rewritten after every part.
 
 1. ``environment``: GPU, driver, CUDA, versions, the private names in use.
 2. ``frontend``: ``SeamlessFbank`` against ``SeamlessM4TFeatureExtractor``
@@ -26,8 +27,9 @@ whole run stays under :data:`TOTAL_BUDGET_S` (8 minutes on one H100).
    on the CPU inside ``forward``) against ours, per training step, same
    weights (both load one saved random model).
 6. ``max_batch``: the largest batch of 15 s utterances a bf16 training step
-   of the recipe's model fits, without and with gradient checkpointing, by a
-   doubling-then-bisection search: the largest ``max_batch_length``.
+   of the recipe's model fits, without gradient checkpointing, checkpointing
+   every layer and every 2nd layer, by a doubling-then-bisection search: the
+   largest ``max_batch_length``.
 7. ``recipe``: ``recipes/OpenSLR54/train.py hparams/w2vbert_ctc.yaml`` with
    the full architecture (random init) on the bundled sample corpus for a
    few hundred updates: it runs, the loss falls, dev is decoded, the model
@@ -36,9 +38,10 @@ whole run stays under :data:`TOTAL_BUDGET_S` (8 minutes on one H100).
    --compile_using_dynamic_shape_tracing``: speed after compilation and the
    compilation's cost, against the eager run's same updates.
 
-``--smoke`` runs every part on the CPU with tiny sizes (about a minute; CI
-runs it, ``tests/test_gpu_report.py``), so the script cannot rot between GPU
-loans. Its numbers are not GPU figures, and its report says so.
+``--smoke`` runs every part on the CPU with tiny sizes, in fp32, all in one
+process (about a minute of CPU time; CI runs it, ``tests/test_gpu_report.py``),
+so the script cannot rot between GPU loans. Its numbers are not GPU figures,
+and its report says so.
 
 The GPU image has Python 3.12, torch, torchaudio, transformers, pandas and
 sentencepiece but not SpeechBrain and a few small libraries:
@@ -238,10 +241,9 @@ class Part:
 
     def free(self):
         """Drops what the last cell left in memory (between cells)."""
-        import torch
-
         gc.collect()
-        if self.cuda:
+        torch = sys.modules.get("torch")  # a part that never imported it has nothing to free there
+        if self.cuda and torch is not None:
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
@@ -253,13 +255,6 @@ def capture_json(fn, *args):
     with contextlib.redirect_stdout(out):
         fn(*args)
     return json.loads(out.getvalue().strip().splitlines()[-1])
-
-
-def set_tf32(on):
-    """TF32 matmuls and convolutions on or off, globally (what the recipe's ``tf32`` sets)."""
-    import torch
-
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
 
 
 # --------------------------------------------------------------------------- parts
@@ -335,7 +330,9 @@ def nvidia_smi():
 
 @part("frontend", "Features: SeamlessFbank vs transformers' SeamlessM4TFeatureExtractor")
 def frontend_part(ctx):
-    """bench/frontend.py's in-the-loop workloads, TF32 on globally."""
+    """bench/frontend.py's in-the-loop workloads, TF32 on globally (as the
+    recipe's ``tf32: True`` sets it): the GPU's difference to the reference
+    shows whether TF32 reaches the features."""
     import frontend
     import torch
     from transformers import SeamlessM4TFeatureExtractor
@@ -343,7 +340,6 @@ def frontend_part(ctx):
     from speechbrain_w2vbert.models.features import SeamlessFbank
 
     torch.set_num_threads(ctx.threads)
-    set_tf32(True)
     reference = SeamlessM4TFeatureExtractor()
     targets = [("SeamlessFbank (torch, CPU)", SeamlessFbank(), "cpu", lambda: None)]
     if ctx.cuda:
@@ -352,15 +348,16 @@ def frontend_part(ctx):
     workloads = [("recipe batches", frontend.recipe_batches(calls, SEED)),
                  ("files (1 x 2-15 s)", frontend.cli_files(2 * calls, SEED))]
     ctx.plan(name for name, _ in workloads)
-    for name, batches in workloads:
-        if ctx.has_time(name, 3 if ctx.smoke else 15):
-            for row in frontend.loop_rows(reference, targets, [(name, batches)], SEED):
-                ctx.row("loop", cell=name, **row)
-    # TF32 was on for everything else: an fp32 matmul on the device shows its rounding.
-    a, b = (torch.randn(1024, 1024, device=ctx.device, dtype=torch.float64) for _ in range(2))
-    error = ((a.float() @ b.float()).double() - a @ b).abs().max() / (a @ b).abs().max()
-    ctx.row("tf32", allow_tf32=torch.backends.cuda.matmul.allow_tf32, matmul_relative_error=float(error),
-            threads=ctx.threads)
+    with patched((torch.backends.cuda.matmul, "allow_tf32", True), (torch.backends.cudnn, "allow_tf32", True)):
+        for name, batches in workloads:
+            if ctx.has_time(name, 3 if ctx.smoke else 15):
+                for row in frontend.loop_rows(reference, targets, [(name, batches)], SEED):
+                    ctx.row("loop", cell=name, **row)
+        # TF32 is on for every other fp32 product: one on the device shows its rounding.
+        a, b = (torch.randn(1024, 1024, device=ctx.device, dtype=torch.float64) for _ in range(2))
+        error = ((a.float() @ b.float()).double() - a @ b).abs().max() / (a @ b).abs().max()
+        ctx.row("tf32", allow_tf32=torch.backends.cuda.matmul.allow_tf32, matmul_relative_error=float(error),
+                threads=ctx.threads)
 
 
 @part("attention", "Attention at 500 and 1,500 frames: eager, sdpa and ours")
@@ -685,20 +682,27 @@ def recipe_args(ctx, compile):
     return args
 
 
+@contextlib.contextmanager
+def patched(*changes):
+    """Sets attributes, ``(object, name, value)`` each, for the ``with`` block only."""
+    saved = [(obj, name, getattr(obj, name)) for obj, name, _ in changes]
+    try:
+        for obj, name, value in changes:
+            setattr(obj, name, value)
+        yield
+    finally:
+        for obj, name, value in reversed(saved):
+            setattr(obj, name, value)
+
+
 def run_recipe(ctx, compile):
-    """train.main in this process, every update and dev/test batch timed."""
+    """train.main in this process, every update and dev/test batch timed
+    (the recipe's own code, its Brain's two batch methods wrapped for the
+    time of the run)."""
     import torch
     import train
 
     torch.set_num_threads(ctx.threads)
-    if ctx.smoke and compile:  # dynamo's capture without code generation (no C++ build on a CI machine)
-        compile_fn = torch.compile
-        torch.compile = lambda module, **kw: compile_fn(module, **{**kw, "backend": "eager"})
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:  # not in the GPU image, nor in .gpu-wheels: no plot, said so
-        train.plot_training_curves = lambda log, png, title="": ctx.row(
-            "note", text="training-curve plot skipped: matplotlib is not installed") or png
     updates = []
     sync = torch.cuda.synchronize if ctx.cuda else (lambda: None)
 
@@ -719,17 +723,24 @@ def run_recipe(ctx, compile):
             ctx.row(kind, **row)
             return loss
 
-        setattr(train.ASR, method, run)
+        return train.ASR, method, run
 
-    timed("fit_batch", "update")
-    timed("evaluate_batch", "eval")
-    args = recipe_args(ctx, compile)
-    ctx.row("setup", args=[a.replace(ROOT + os.sep, "") for a in args])
-    if ctx.smoke and compile:
+    changes = [timed("fit_batch", "update"), timed("evaluate_batch", "eval")]
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:  # not in the GPU image, nor in .gpu-wheels: no plot, said so
+        changes.append((train, "plot_training_curves", lambda log, png, title="": ctx.row(
+            "note", text="training-curve plot skipped: matplotlib is not installed") or png))
+    if ctx.smoke and compile:  # dynamo's capture without code generation (no C++ build on a CI machine)
+        compile_fn = torch.compile
+        changes.append((torch, "compile", lambda module, **kw: compile_fn(module, **{**kw, "backend": "eager"})))
         ctx.row("note", text="smoke run: only the CTC head is compiled, by dynamo's eager backend (no code "
                 "generation); tests/test_lobe.py compiles the encoder")
+    args = recipe_args(ctx, compile)
+    ctx.row("setup", args=[a.replace(ROOT + os.sep, "") for a in args])
     start = time.perf_counter()
-    brain = train.main(args)
+    with patched(*changes):
+        brain = train.main(args)
     wall = time.perf_counter() - start
     output = os.path.join(ctx.workdir, "run")
     summary = recipe_summary(output, updates, wall)
@@ -738,6 +749,7 @@ def run_recipe(ctx, compile):
 
         summary["dynamo"] = {"unique_graphs": counters["stats"]["unique_graphs"],
                              "graph_breaks": sum(counters["graph_break"].values())}
+        torch._dynamo.reset()
     ctx.row("summary", cell=RECIPE_CELL, **summary)
     del brain
     if not compile:
@@ -804,61 +816,100 @@ def recipe_compile_part(ctx):
 
 
 # --------------------------------------------------------------------------- running the parts
-def child(name, config):
-    """A part's process (``--child``): runs the part, records a failure as a row."""
-    ctx = Part(name, **config)
-    try:
-        PARTS[name][1](ctx)
-    except BaseException as error:  # recorded for the report; the exit status says it too
-        ctx.row("error", cell=None, error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc()[-3000:])
-        raise
-    return 0
+def child(config):
+    """The parts' process (``--child``): runs its parts one after the other,
+    each within its budget from its own start; a part that fails is recorded
+    (an ``error`` row with its traceback) and the next one still runs.
+
+    Every part's rows open with ``start`` and, unless the process is stopped
+    during it, close with ``end`` (its wall and CPU seconds)."""
+    failed = 0
+    for item in config["parts"]:
+        shutil.rmtree(item["workdir"], ignore_errors=True)
+        os.makedirs(item["workdir"])
+        start, cpu = time.time(), time.process_time()
+        ctx = Part(item["name"], config["device"], config["smoke"], start + item["budget"], item["rows"],
+                   item["workdir"], config["work_dir"], config["threads"])
+        ctx.row("start", at=start)
+        print(f"==== {item['name']}", flush=True)
+        try:
+            PARTS[item["name"]][1](ctx)
+        except Exception as error:  # recorded for the report; the exit status says it too
+            ctx.row("error", cell=None, error=f"{type(error).__name__}: {error}",
+                    traceback=traceback.format_exc()[-3000:])
+            traceback.print_exc()
+            failed = 1
+        ctx.free()
+        shutil.rmtree(item["workdir"], ignore_errors=True)  # models and checkpoints: gigabytes on a GPU
+        ctx.row("end", wall_s=time.time() - start, cpu_s=time.process_time() - cpu)
+    return failed
 
 
-def run_part(name, device, smoke, budget, work_dir, log_dir, threads, grace=10):
-    """Runs a part in a process of its own session, stops the whole session
-    ``grace`` seconds after the budget (the part itself skips what its
-    budget cannot hold), and returns the part's record: status, times, rows."""
-    workdir = os.path.join(work_dir, name)
-    shutil.rmtree(workdir, ignore_errors=True)
-    os.makedirs(workdir)
-    rows_path = os.path.join(work_dir, f"{name}.rows.jsonl")
-    if os.path.exists(rows_path):
-        os.remove(rows_path)
-    log_path = os.path.join(log_dir, f"{name}.log")
-    start = time.time()
-    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
-    config = dict(device=device, smoke=smoke, deadline=start + budget, rows_path=rows_path, workdir=workdir,
-                  shared_dir=work_dir, threads=threads)
-    command = [sys.executable, os.path.abspath(__file__), "--child", name, "--child-config", json.dumps(config)]
+def read_rows(path):
+    """A part's rows (a line cut by a stop is left out)."""
+    rows = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                with contextlib.suppress(json.JSONDecodeError):
+                    rows.append(json.loads(line))
+    return rows
+
+
+def run_parts(names, budgets, device, smoke, work_dir, log_dir, threads, grace=10, script=__file__):
+    """Runs parts one after the other in a process of its own session (on a
+    GPU one part a process, so that peak memory, global flags and compilation
+    caches are each part's own; the smoke run puts all of them in one, to
+    import once), stops the whole session ``grace`` seconds after the sum of
+    their budgets (the parts skip what their budgets cannot hold), and returns
+    each part's record: status, times, rows, log. ``script`` is what the
+    process runs with ``--child-config`` (this file; a test's runner adds parts)."""
+    items = [{"name": name, "budget": budget, "rows": os.path.join(work_dir, f"{name}.rows.jsonl"),
+              "workdir": os.path.join(work_dir, name)} for name, budget in zip(names, budgets)]
+    for item in items:
+        if os.path.exists(item["rows"]):
+            os.remove(item["rows"])
+    log_path = os.path.join(log_dir, f"{names[0] if len(names) == 1 else 'parts'}.log")
+    config = {"parts": items, "device": device, "smoke": smoke, "work_dir": work_dir, "threads": threads}
+    command = [sys.executable, os.path.abspath(script), "--child-config", json.dumps(config)]
+    env = dict(os.environ)
+    if smoke:  # numpy's BLAS and OpenMP as torch's threads
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    stopped = False
     with open(log_path, "w") as log:
-        env = dict(os.environ)
-        if smoke:  # numpy's BLAS and OpenMP as torch: one thread each
-            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
                                    env=env)
         try:
-            process.wait(budget + grace)
-            status = "ok" if process.returncode == 0 else "error"
+            process.wait(sum(budgets) + grace)
         except subprocess.TimeoutExpired:
-            status = "timeout"
-        with contextlib.suppress(ProcessLookupError):  # the part, or workers it left (DataLoader, compiler)
+            stopped = True
+        with contextlib.suppress(ProcessLookupError):  # the parts, or workers they left (DataLoader, compiler)
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    wall = time.time() - start
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_s = used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime  # the part's process (workers: not all)
-    rows = []
-    if os.path.exists(rows_path):
-        with open(rows_path, encoding="utf-8") as f:
-            for line in f:
-                with contextlib.suppress(json.JSONDecodeError):  # a line cut by the stop
-                    rows.append(json.loads(line))
-    shutil.rmtree(workdir, ignore_errors=True)  # models and checkpoints: gigabytes on a GPU
-    return {"title": PARTS[name][0], "status": status, "started": datetime.datetime.fromtimestamp(
-                start, datetime.timezone.utc).isoformat(timespec="seconds"), "budget_s": budget, "wall_s": wall,
-            "cpu_s": cpu_s, "rows": rows,
+    stop = time.time()
+    records = {}
+    for item in items:
+        shutil.rmtree(item["workdir"], ignore_errors=True)
+        rows = read_rows(item["rows"])
+        begun = next((r for r in rows if r["kind"] == "start"), None)
+        end = next((r for r in rows if r["kind"] == "end"), None)
+        if begun is None:
+            status = "skipped"
+        elif end is not None:
+            status = "error" if any(r["kind"] == "error" and r.get("cell") is None for r in rows) else "ok"
+        else:
+            status = "timeout" if stopped else "error"  # killed at the budget, or the process died in it
+        records[item["name"]] = {
+            "title": PARTS[item["name"]][0] if item["name"] in PARTS else item["name"], "status": status,
+            "budget_s": item["budget"],
+            "started": begun and datetime.datetime.fromtimestamp(begun["at"], datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+            "wall_s": end["wall_s"] if end else (stop - begun["at"] if begun else 0.0),
+            "cpu_s": end and end["cpu_s"], "rows": rows,
             "log": os.path.relpath(log_path, ROOT) if log_path.startswith(ROOT + os.sep) else log_path}
+        if begun is None:
+            records[item["name"]]["why"] = "the process stopped before it"
+    return records
 
 
 def commit():
@@ -948,7 +999,7 @@ def render_attention(part, report):
                       f"{r['seconds'] / base['seconds']:.2f}x" if base else "-",
                       f"{r['peak_mb'] / base['peak_mb']:.2f}x" if base and base["peak_mb"] else "-"])
     setup = (rows_of(part, "setup") or [{}])[0]
-    return (f"Encoder {setup.get('config')}, batch {setup.get('batch')}, {setup.get('precision')} autocast, forward + "
+    return (f"Encoder {setup.get('config')}, batch {setup.get('batch')}, {precision_text(setup)}, forward + "
             f"backward, best of {setup.get('repeats')}; peak memory: `torch.cuda.max_memory_allocated` (CPU: RSS growth)."
             "\n\n" + table(["frames", "attention", "s/step", "peak MB", "time vs HF sdpa", "memory vs HF sdpa"], lines))
 
@@ -1008,6 +1059,11 @@ def render_max_batch(part, report):
             f"({setup.get('config')}, layerdrop 0, fused AdamW); GPU memory "
             f"{fmt(total, ',.0f')} MB. `max_batch_length` = utterances x {setup.get('utterance_s')} s.\n\n"
             + table(["gradient checkpointing", "largest max_batch_length", "peak MB", "probes (utterances)"], lines))
+
+
+def precision_text(setup):
+    """'bf16 autocast' or 'fp32' (the smoke run's)."""
+    return "bf16 autocast" if setup.get("precision") == "bf16" else str(setup.get("precision"))
 
 
 def steady(times):
@@ -1107,19 +1163,21 @@ def render(report):
     if smoke:
         out.append("**This is a CPU smoke run (`python bench/gpu_report.py --smoke`): every part at tiny sizes on the "
                    "CPU, to show that the report runs. None of its numbers is a GPU figure.**")
+    limit = "" if smoke else f" (limit {report['total_budget_s']} s)"
     out.append(f"Written by `{report['command']}` (`bench/gpu_report.py`) on {env['date']}, commit "
-               f"`{env['commit'] or 'unknown'}`, in {report['wall_s']:.0f} s (limit {report['total_budget_s']} s).")
+               f"`{env['commit'] or 'unknown'}`, in {report['wall_s']:.0f} s{limit}.")
     machine = [["device", facts.get("gpu") or "CPU"],
                ["GPU memory", fmt(facts.get("gpu_memory_gb"), ".1f") + " GB" if facts.get("gpu") else "-"],
                ["driver (CUDA it supports)", f"{facts.get('driver', '-')} ({facts.get('driver_cuda', '-')})"],
                ["CUDA runtime (torch), cuDNN", f"{facts.get('cuda_runtime', '-')}, {facts.get('cudnn', '-')}"],
                ["dense bf16 peak (MFU's denominator)", fmt(facts.get("peak_bf16_tflops"), ".0f") + " TFLOP/s"
                 if facts.get("peak_bf16_tflops") else "-"],
-               ["bf16 matmul measured (best of 10)", fmt(facts.get("bf16_matmul_tflops"), ".1f") + " TFLOP/s"],
+               ["bf16 matmul measured (best of 10)", fmt(facts.get("bf16_matmul_tflops"), ".3g") + " TFLOP/s"],
                ["CPU", f"{env['cpu']}, {env['cpu_count']} cores; torch threads {facts.get('torch_threads', '-')}"],
                ["Python", env["python"]]]
     machine += [[name, version] for name, version in env["versions"].items()]
-    machine.append(["wheels from .gpu-wheels", ", ".join(env["wheels_used"]) or "none (all installed)"])
+    machine.append(["wheels from .gpu-wheels", ", ".join(" ".join(w.split("-")[:2]) for w in env["wheels_used"])
+                    or "none (all installed)"])
     if facts.get("missing_private_apis"):
         machine.append(["private names missing", "; ".join(facts["missing_private_apis"])])
     out.append(table(["", ""], machine))
@@ -1153,8 +1211,8 @@ def render(report):
 HOW_TO_RUN = """`make gpu-wheels` (here, with a network) downloads what the GPU image lacks into `.gpu-wheels/`;
 on the GPU machine, with `.gpu-wheels/` carried along, `python bench/gpu_report.py` (or `make gpu-report`) writes
 this file and `docs/benchmarks-gpu.json` (every row measured). `--parts a,b` reruns some parts into the existing
-report; `--smoke` runs every part on the CPU at tiny sizes (CI). Each part runs in its own process within its budget;
-a part that runs out of time keeps what it measured and lists what it did not run."""
+report; `--smoke` runs every part on the CPU at tiny sizes, all in one process (CI). On a GPU each part runs in its
+own process within its budget; a part that runs out of time keeps what it measured and lists what it did not run."""
 
 
 def anchor(heading):
@@ -1193,7 +1251,6 @@ def main(argv=None):
     parser.add_argument("--logs", help="folder of the parts' logs (default: <work-dir>/logs)")
     parser.add_argument("--wheels", default=WHEEL_DIR, help="folder of wheels to use where the interpreter lacks them")
     parser.add_argument("--list-wheels", action="store_true", help="print GPU_WHEELS pinned to the lock, and stop")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-config", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for path in (ROOT, HERE, RECIPE_DIR):  # the package, the benches and the recipe, as their scripts import them
@@ -1202,8 +1259,8 @@ def main(argv=None):
     if args.list_wheels:
         print("\n".join(wheel_requirements()))
         return 0
-    if args.child:
-        return child(args.child, json.loads(args.child_config))
+    if args.child_config:
+        return child(json.loads(args.child_config))
     wheels_used = use_wheels(args.wheels, args.work_dir)
     os.environ["HF_HUB_OFFLINE"] = "1"  # everything is local; a GPU machine has no network anyway
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -1241,25 +1298,36 @@ def main(argv=None):
                    "cpu_count": os.cpu_count(), "versions": versions(), "wheels_used": wheels_used}
     command = "python bench/gpu_report.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     start = time.monotonic()
-    for name in chosen:
-        left = TOTAL_BUDGET_S - (time.monotonic() - start) if not args.smoke else float("inf")
-        budget = SMOKE_BUDGET_S if args.smoke else BUDGETS[name]
-        if name == list(PARTS)[-1] and not args.smoke:
-            budget = max(budget, left)  # the last part may use what the others left
-        budget = min(budget, left)
-        if budget < 10:
-            parts[name] = {"title": PARTS[name][0], "status": "skipped", "budget_s": 0, "wall_s": 0, "rows": [],
-                           "why": f"no time left in the {TOTAL_BUDGET_S} s total"}
+    if args.smoke:  # one process for all: one set of imports
+        groups = [(chosen, [SMOKE_BUDGET_S] * len(chosen))]
+    else:
+        groups = [([name], None) for name in chosen]
+    for names, budgets in groups:
+        if budgets is None:  # one part: its budget, within what the total leaves
+            name = names[0]
+            left = TOTAL_BUDGET_S - (time.monotonic() - start)
+            budget = max(BUDGETS[name], left) if name == list(PARTS)[-1] else BUDGETS[name]  # the last: the rest
+            budgets = [min(budget, left)]
+        if budgets[0] < 10:
+            parts[names[0]] = {"title": PARTS[names[0]][0], "status": "skipped", "budget_s": 0, "wall_s": 0,
+                               "rows": [], "why": f"no time left in the {TOTAL_BUDGET_S} s total"}
+            records = {names[0]: parts[names[0]]}
         else:
-            previous_gpu = gpu_of(parts.get(name)) if name == "environment" else None
-            parts[name] = run_part(name, device, args.smoke, budget, args.work_dir, logs, threads)
-            if previous_gpu and previous_gpu != gpu_of(parts[name]):  # never merge figures of two machines
+            previous_gpu = gpu_of(parts.get("environment")) if "environment" in names else None
+            records = run_parts(names, budgets, device, args.smoke, args.work_dir, logs, threads)
+            parts.update(records)
+            if "environment" in records:  # the machine's facts at the top of the JSON too
+                facts = (rows_of(records["environment"], "facts") or [{}])[0]
+                environment.update({key: facts[key] for key in ("gpu", "gpu_memory_gb", "driver", "driver_cuda",
+                                                                "cuda_runtime", "cudnn") if key in facts})
+            if previous_gpu and previous_gpu != gpu_of(parts["environment"]):  # never merge two machines' figures
                 print(f"{json_path} was measured on {previous_gpu}: its parts are not kept", flush=True)
-                parts = {"environment": parts[name]}
-        p = parts[name]
-        print(f"[{time.monotonic() - start:5.0f} s] {name}: {p['status']} ({p['wall_s']:.0f} s of {budget:.0f} s"
-              f"{'; ' + str(len(rows_of(p, 'error'))) + ' error(s), log ' + p['log'] if rows_of(p, 'error') else ''})",
-              flush=True)
+                parts = {name: parts[name] for name in chosen if name in parts}
+        for name, p in records.items():
+            errors = len(rows_of(p, "error"))
+            note = f"; {errors} error(s), log {p.get('log')}" if errors else ""
+            print(f"[{time.monotonic() - start:5.0f} s] {name}: {p['status']} ({p['wall_s']:.0f} s of "
+                  f"{p['budget_s']:.0f} s{note})", flush=True)
         # Written after every part: a run cut short (the machine taken back) leaves what it measured.
         pending = {n: {"title": PARTS[n][0], "status": "skipped", "budget_s": 0, "wall_s": 0, "rows": [],
                        "why": "the run stopped before it"} for n in chosen if n not in parts}

@@ -148,12 +148,20 @@ def test_wheel_list_is_pinned_to_the_lock_and_fetched_by_make():
     assert "bench/gpu_report.py --list-wheels" in makefile and "--python-version 3.12" in makefile
 
 
-def test_a_part_past_its_budget_is_stopped(tmp_path):
-    """The hard stop: the part's whole process group is killed at budget +
-    grace, and the part is reported as stopped, not failed."""
-    part = gpu_report.run_part("environment", "cpu", True, 0.5, str(tmp_path), str(tmp_path), 1, grace=0)
-    assert part["status"] == "timeout" and part["wall_s"] < 30
-    assert not (tmp_path / "environment").exists()  # its scratch folder is removed
+def test_parts_are_stopped_at_their_budget_and_failures_recorded(tmp_path):
+    """In one process: a failing part is recorded and the next one runs; the
+    process past its parts' budgets is stopped with its process group, the
+    part it was in keeping the rows it wrote; a part after it is reported as
+    not run."""
+    runner = os.path.join(ROOT, "tests", "gpu_report_runner.py")
+    records = gpu_report.run_parts(["fails", "rows_then_sleep", "frontend"], [3, 1, 1], "cpu", True, str(tmp_path),
+                                   str(tmp_path), 1, grace=0, script=runner)
+    failed, stopped, never = records["fails"], records["rows_then_sleep"], records["frontend"]
+    assert failed["status"] == "error" and "this part fails on purpose" in failed["rows"][-2]["error"]
+    assert stopped["status"] == "timeout" and [r["cell"] for r in stopped["rows"] if r["kind"] == "result"] == ["first"]
+    assert gpu_report.missing_cells(stopped) == ["second (stopped at the budget)"]
+    assert never["status"] == "skipped" and never["rows"] == []
+    assert not (tmp_path / "rows_then_sleep").exists()  # the scratch folder is removed
 
 
 def test_report_lists_what_a_stopped_part_did_not_run():

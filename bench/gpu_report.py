@@ -78,6 +78,7 @@ import sys
 import tempfile
 import time
 import traceback
+import zipfile
 from argparse import Namespace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -163,15 +164,45 @@ def use_wheels(wheel_dir=WHEEL_DIR, site_root=WORK_DIR):
     site = os.path.join(site_root, f"site-{sys.implementation.cache_tag}")
     marker = os.path.join(site, ".wheels")
     wanted = "\n".join(os.path.basename(w) for w in missing)
-    if not (os.path.exists(marker) and open(marker).read() == wanted):
+    if not os.path.exists(marker) or open_text(marker) != wanted:
         shutil.rmtree(site, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                        "--disable-pip-version-check", "--no-compile", "--target", site, *missing], check=True)
+        install_wheels(missing, site)
         with open(marker, "w") as f:
             f.write(wanted)
     sys.path.insert(0, site)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (site, os.environ.get("PYTHONPATH")) if p)
     return [os.path.basename(w) for w in missing]
+
+
+def open_text(path):
+    """A small text file's content."""
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def install_wheels(wheels, target, use_pip=None):
+    """Installs wheels, without their dependencies, into ``target``: ``pip
+    install --no-deps --no-index --target`` where pip is there (default),
+    else unpacked (what pip does with wheels that carry no scripts or
+    headers: their ``.data/purelib`` and ``.data/platlib`` go to the top)."""
+    import importlib.util
+
+    if use_pip is None:
+        use_pip = importlib.util.find_spec("pip") is not None
+    if use_pip:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                        "--disable-pip-version-check", "--no-compile", "--target", target, *wheels], check=True)
+        return
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            for member in archive.infolist():
+                name = re.sub(r"^[^/]+\.data/(purelib|platlib)/", "", member.filename)
+                if member.is_dir() or re.match(r"^[^/]+\.data/", name):  # scripts, headers, data: not needed
+                    continue
+                path = os.path.join(target, name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with archive.open(member) as source, open(path, "wb") as out:
+                    shutil.copyfileobj(source, out)
 
 
 def wheel_requirements(lock=LOCK):
@@ -203,6 +234,7 @@ class Part:
 
     @property
     def cuda(self):
+        """True on a GPU."""
         return self.device == "cuda"
 
     @property
@@ -221,13 +253,16 @@ class Part:
         return self.deadline - time.time()
 
     def row(self, kind, **fields):
+        """Appends one row (a JSON line, flushed)."""
         self._rows.write(json.dumps({"kind": kind, **fields}, default=float) + "\n")
         self._rows.flush()
 
     def plan(self, cells):
+        """Records the cells the part means to run, in order."""
         self.row("plan", cells=list(cells))
 
     def skip(self, cell, why):
+        """Records a cell left out, and why."""
         self.row("skip", cell=cell, why=why)
 
     def has_time(self, cell, needed):
@@ -238,6 +273,7 @@ class Part:
         return False
 
     def cell_error(self, cell, error):
+        """Records a cell's failure (the exception's first line); the part goes on."""
         first = (str(error).strip().splitlines() or [""])[0][:400]  # CUDA's out-of-memory message: its first line
         self.row("error", cell=cell, error=f"{type(error).__name__}: {first}")
 
@@ -266,6 +302,7 @@ PARTS = {}
 def part(name, title):
     """Registers a part function under ``name`` (run in the order registered)."""
     def register(fn):
+        """Adds ``fn`` to :data:`PARTS`."""
         PARTS[name] = (title, fn)
         return fn
     return register
@@ -486,6 +523,7 @@ def speechbrain_lobe_part(ctx):
             optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
 
             def step(indices):
+                """One training step on the utterances ``indices``."""
                 wavs, wav_lens, targets, target_lens = random_batch(indices, lengths, ctx.device)
                 optimizer.zero_grad(set_to_none=True)
                 with ctx.autocast():
@@ -510,8 +548,8 @@ def speechbrain_lobe_part(ctx):
                 times.append(time.perf_counter() - start)
             audio = sum(float(lengths[i]) for b in batches for i in b)
             peak = torch.cuda.max_memory_allocated() / 2**20 if ctx.cuda else None
-            ctx.row("lobe", cell=name, impl=name, steps=len(times), median_s=statistics.median(times), worst_s=max(times),
-                    audio_s_per_s=audio / sum(times), peak_mb=peak)
+            ctx.row("lobe", cell=name, impl=name, steps=len(times), median_s=statistics.median(times),
+                    worst_s=max(times), audio_s_per_s=audio / sum(times), peak_mb=peak)
         except Exception as error:
             ctx.cell_error(name, error)
         encoder = model = optimizer = None
@@ -556,6 +594,7 @@ def largest_fitting(fits, start, cap, has_time):
     fit, fail, probes = 0, None, []
 
     def probe(n):
+        """Tries ``n``, remembering the outcome."""
         ok = fits(n)
         probes.append((n, ok))
         return ok
@@ -625,6 +664,7 @@ def max_batch_part(ctx):
         peaks = {}
 
         def fits(n):
+            """One training step on ``n`` utterances; False if it runs out of memory."""
             ok = False
             try:
                 wavs = torch.randn(n, samples, device=ctx.device) * 0.1
@@ -709,9 +749,11 @@ def run_recipe(ctx, compile):
     sync = torch.cuda.synchronize if ctx.cuda else (lambda: None)
 
     def timed(method, kind):
+        """``(ASR, method, wrapper)``: the Brain's method timed, each call a row of ``kind``."""
         original = getattr(train.ASR, method)
 
         def run(self, batch, *rest, **kwargs):
+            """The original method, synchronised and timed."""
             sync()
             start = time.perf_counter()
             loss = original(self, batch, *rest, **kwargs)
@@ -928,6 +970,7 @@ def commit():
 
 
 def cpu_model():
+    """The CPU's model name (/proc/cpuinfo), else what platform says."""
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -937,6 +980,7 @@ def cpu_model():
 
 
 def versions():
+    """Versions of the distributions the figures depend on (those installed)."""
     import importlib.metadata
 
     found = {}
@@ -953,6 +997,7 @@ def gpu_of(environment_part):
 
 
 def write_atomic(path, text):
+    """Writes a file through a .tmp beside it and os.replace (readers never see half of it)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         f.write(text)
@@ -961,10 +1006,12 @@ def write_atomic(path, text):
 
 # --------------------------------------------------------------------------- the markdown
 def rows_of(part, kind):
+    """A part record's rows of one kind."""
     return [r for r in part.get("rows", []) if r["kind"] == kind]
 
 
 def table(header, lines):
+    """A Markdown table: the first column left-aligned, the others right."""
     out = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" if i == 0 else "---:" for i in range(len(header)))
            + " |"]
     out += ["| " + " | ".join(str(c) for c in line) + " |" for line in lines]
@@ -972,10 +1019,12 @@ def table(header, lines):
 
 
 def fmt(value, spec, missing="-"):
+    """``format(value, spec)``, or ``missing`` for None."""
     return missing if value is None else format(value, spec)
 
 
 def render_frontend(part, report):
+    """The features part: per-workload calls, times, ratios and max difference; the TF32 line."""
     lines = []
     for r in rows_of(part, "loop"):
         realtime = r["audio"] / r["total"]
@@ -992,6 +1041,7 @@ def render_frontend(part, report):
 
 
 def render_attention(part, report):
+    """The attention part: time and peak memory per cell, against transformers' sdpa."""
     cells = rows_of(part, "cell")
     lines = []
     for r in cells:
@@ -1002,11 +1052,13 @@ def render_attention(part, report):
                       f"{r['peak_mb'] / base['peak_mb']:.2f}x" if base and base["peak_mb"] else "-"])
     setup = (rows_of(part, "setup") or [{}])[0]
     return (f"Encoder {setup.get('config')}, batch {setup.get('batch')}, {precision_text(setup)}, forward + "
-            f"backward, best of {setup.get('repeats')}; peak memory: `torch.cuda.max_memory_allocated` (CPU: RSS growth)."
+            f"backward, best of {setup.get('repeats')}; peak memory: `torch.cuda.max_memory_allocated` "
+            "(CPU: RSS growth)."
             "\n\n" + table(["frames", "attention", "s/step", "peak MB", "time vs HF sdpa", "memory vs HF sdpa"], lines))
 
 
 def render_train_step(part, report):
+    """The training-step part: throughput, padding, memory and MFU per recipe, against the blog's."""
     impls = rows_of(part, "impl")
     reference = next((r for r in impls if r["impl"] == "hf"), None)
     labels = dict(TRAIN_IMPLS)
@@ -1021,13 +1073,15 @@ def render_train_step(part, report):
     setup = (rows_of(part, "setup") or [{}])[0]
     return (f"`bench/train_step.py` workers: encoder {setup.get('config')}, {setup.get('precision')}, "
             f"{setup.get('steps')} timed steps each (the epoch's largest batch and others at random) of an epoch of "
-            f"{setup.get('pool')} synthetic utterances (1-15 s), {setup.get('seconds_per_step')} s of audio per step on "
-            "average on both sides. MFU: model FLOPs (6 x 580M x frames + attention) over the GPU's dense bf16 peak."
+            f"{setup.get('pool')} synthetic utterances (1-15 s), {setup.get('seconds_per_step')} s of audio per step "
+            "on average on both sides. MFU: model FLOPs (6 x 580M x frames + attention) over the GPU's dense bf16 "
+            "peak."
             "\n\n" + table(["recipe", "steps", "utt/step", "audio s/s", "padding", "peak MB", "MFU", "speed",
                             "memory"], lines))
 
 
 def render_speechbrain_lobe(part, report):
+    """SpeechBrain's lobe against ours: step times, throughput, memory; the same-weights check."""
     rows = rows_of(part, "lobe")
     base = next((r for r in rows if r["impl"] == "speechbrain"), None)
     lines = [[{"speechbrain": "SpeechBrain 1.1.2 `W2VBert` (numpy features on the CPU)",
@@ -1046,6 +1100,7 @@ def render_speechbrain_lobe(part, report):
 
 
 def render_max_batch(part, report):
+    """The batch-size search: the largest fitting max_batch_length per checkpointing setting."""
     setup = (rows_of(part, "setup") or [{}])[0]
     lines = []
     for r in rows_of(part, "search"):
@@ -1057,7 +1112,8 @@ def render_max_batch(part, report):
         lines.append([r["checkpointing"], found, fmt(r["peak_mb"], ",.0f"),
                       ", ".join(f"{n}{'' if ok else ' (OOM)'}" for n, ok in r["probes"])])
     total = setup.get("total_mb")
-    return (f"Batches of {setup.get('utterance_s')} s utterances through a {setup.get('precision')} training step of the recipe's model "
+    return (f"Batches of {setup.get('utterance_s')} s utterances through a {setup.get('precision')} training step "
+            "of the recipe's model "
             f"({setup.get('config')}, layerdrop 0, fused AdamW); GPU memory "
             f"{fmt(total, ',.0f')} MB. `max_batch_length` = utterances x {setup.get('utterance_s')} s.\n\n"
             + table(["gradient checkpointing", "largest max_batch_length", "peak MB", "probes (utterances)"], lines))
@@ -1074,6 +1130,7 @@ def steady(times):
 
 
 def render_recipe(part, report):
+    """A recipe run: its command, the checks (updates, loss, dev, test, times) and the export."""
     text = []
     for r in rows_of(part, "setup"):
         text.append("`python recipes/OpenSLR54/train.py " + " ".join(r["args"]) + "`")
@@ -1103,6 +1160,7 @@ def render_recipe(part, report):
 
 
 def render_recipe_compile(part, report):
+    """The compiled run, and its updates against the eager run's same updates."""
     text = [render_recipe(part, report)]
     compiled = [r["seconds"] for r in rows_of(part, "update")]
     eager = [r["seconds"] for r in rows_of(report["parts"].get("recipe", {}), "update")]
@@ -1158,6 +1216,7 @@ def target_lines(report):
 
 
 def render(report):
+    """The whole Markdown page of a report (see the module docstring)."""
     env = report["environment"]
     facts = (rows_of(report["parts"].get("environment", {}), "facts") or [{}])[0]
     smoke = report["smoke"]
@@ -1223,6 +1282,7 @@ def anchor(heading):
 
 
 def status_text(part):
+    """A sentence for a part that did not finish."""
     return {"timeout": f"Stopped at its budget of {part['budget_s']:.0f} s: what it measured before is below.",
             "error": "Failed: see the error below and the part's log" + (f" (`{part.get('log')}`)" if part.get("log")
                                                                          else "") + ".",
@@ -1243,6 +1303,7 @@ def missing_cells(part):
 
 # --------------------------------------------------------------------------- main
 def main(argv=None):
+    """Runs the report (or, with ``--child-config``, a parts process); 0 when every part ran whole."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="every part on the CPU, tiny sizes (CI)")
     parser.add_argument("--parts", help=f"comma-separated parts to run ({', '.join(PARTS)}); the others are "

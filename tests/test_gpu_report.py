@@ -133,6 +133,21 @@ def test_wheels_fill_in_only_what_the_interpreter_lacks(tmp_path):
     assert os.listdir(tmp_path / "work") == [f"site-{sys.implementation.cache_tag}"]
 
 
+def test_wheels_unpack_without_pip(tmp_path):
+    """An image without pip: the wheels are unpacked, ``.data/purelib`` to the top."""
+    wheel = make_wheel(str(tmp_path), "gpu_report_probe", "1.0", "VALUE = 42\n")
+    with zipfile.ZipFile(wheel, "a") as whl:
+        whl.writestr("gpu_report_probe-1.0.data/purelib/gpu_report_extra.py", "VALUE = 7\n")
+        whl.writestr("gpu_report_probe-1.0.data/scripts/probe", "#!/bin/sh\n")
+    gpu_report.install_wheels([wheel], str(tmp_path / "site"), use_pip=False)
+    installed = sorted(os.listdir(tmp_path / "site"))
+    assert installed == ["gpu_report_extra.py", "gpu_report_probe-1.0.dist-info", "gpu_report_probe.py"]
+    done = subprocess.run([sys.executable, "-c", "import gpu_report_probe, gpu_report_extra; "
+                           "print(gpu_report_probe.VALUE + gpu_report_extra.VALUE)"],
+                          env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")), capture_output=True, text=True)
+    assert done.stdout.strip() == "49", done.stderr[-2000:]
+
+
 def test_wheel_list_is_pinned_to_the_lock_and_fetched_by_make():
     from tools.envcheck import canonical_name, read_lock
 

@@ -16,7 +16,7 @@ LATEST_PY := $(LATEST_VENV)/bin/python
 PAIR ?=
 CHECK_ENV = tools/envcheck.py
 
-.PHONY: install test test-fast demo bench bench-report test-latest lock lmplz clean
+.PHONY: install test test-fast demo bench bench-report gpu-report gpu-wheels test-latest lock lmplz clean
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,28 @@ bench: install
 bench-report: install
 	$(PY) bench/report.py
 
+# The GPU report (docs/benchmarks-gpu.md and .json), run on the GPU machine
+# with the interpreter there (no venv: the image's torch and transformers, and
+# .gpu-wheels/ for what the image lacks). `python bench/gpu_report.py --smoke`
+# runs every part on the CPU at tiny sizes (tests/test_gpu_report.py does).
+gpu-report:
+	$(PYTHON) bench/gpu_report.py
+
+# The wheels the report needs beyond a GPU image with Python 3.12, torch,
+# torchaudio, transformers, pandas and sentencepiece (GPU_WHEELS in
+# bench/gpu_report.py, at the lock's versions), for manylinux x86_64, into
+# .gpu-wheels/: carry that folder to the GPU machine with the checkout.
+GPU_WHEELS_DIR := .gpu-wheels
+GPU_WHEELS_TARGET := --python-version 3.12 --implementation cp --abi cp312 \
+	--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+	--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
+gpu-wheels: $(VENV)/.installed
+	rm -rf $(GPU_WHEELS_DIR) && mkdir -p $(GPU_WHEELS_DIR)
+	$(PY) bench/gpu_report.py --list-wheels > $(GPU_WHEELS_DIR)/requirements.txt
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: $(GPU_WHEELS_TARGET) \
+		-r $(GPU_WHEELS_DIR)/requirements.txt -d $(GPU_WHEELS_DIR)
+	du -sh $(GPU_WHEELS_DIR)
+
 # KenLM's lmplz and build_binary into .lmplz/bin, from the kenlm sdist (needs
 # cmake, g++ and Boost; README: Language model). The recipe uses lmplz when it
 # is on PATH: export PATH="$$PWD/.lmplz/bin:$$PATH".
@@ -80,4 +102,4 @@ lock: test-latest
 	$(LATEST_PY) $(CHECK_ENV) --write-lock $(LOCK)
 
 clean:
-	rm -rf $(VENV) $(LATEST_VENV) .lmplz results
+	rm -rf $(VENV) $(LATEST_VENV) .lmplz results $(GPU_WHEELS_DIR)

@@ -70,8 +70,22 @@ CHARS_PER_SECOND = 12  # label density of read Nepali speech
 #: the workers, in table order: the blog, the blog without checkpointing, ours,
 #: ours with checkpointing (every layer; ours_ckpt2: every second layer, not run by default).
 IMPLEMENTATIONS = ("hf", "hf_nockpt", "ours", "ours_ckpt", "ours_ckpt2")
-#: bf16 dense peak of the GPUs we compare on (FLOP/s).
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+#: Dense (no sparsity) bf16 tensor-core peak by GPU name, FLOP/s, from
+#: NVIDIA's datasheets; the first entry whose key is in
+#: ``torch.cuda.get_device_name()`` applies, so the longer names come first.
+PEAK_FLOPS = (
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),  # SXM ("NVIDIA H100 80GB HBM3")
+    ("H200", 989e12),
+    ("A100", 312e12),
+)
+
+
+def peak_flops(device_name):
+    """The dense bf16 peak (FLOP/s) of the GPU named ``device_name`` (see
+    :data:`PEAK_FLOPS`), None for a GPU not in the table."""
+    return next((flops for key, flops in PEAK_FLOPS if key in device_name), None)
 
 
 def make_utterance(seconds, index):
@@ -201,9 +215,11 @@ def worker(args):
         # The blog's dataset.map: features once per utterance, before training.
         features = {i: {"input_features": extractor(wav, sampling_rate=SAMPLE_RATE).input_features[0]}
                     for i, (wav, _) in data.items()}
-        model = Wav2Vec2BertForCTC._from_config(config, attn_implementation="sdpa").to(device).train()
-        if args.impl == "hf":
-            model.activation_checkpointing_enable()  # what the Trainer calls for gradient_checkpointing=True
+        with device:  # initialised where it trains (a 580M CPU initialisation takes tens of seconds)
+            model = Wav2Vec2BertForCTC._from_config(config, attn_implementation="sdpa")
+        model = model.to(device).train()
+        if args.impl == "hf":  # what the Trainer calls for gradient_checkpointing=True (the older name before 5.2x)
+            (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
 
         def step(indices):
             # The blog's DataCollatorCTCWithPadding: pad features, labels with -100.
@@ -220,8 +236,9 @@ def worker(args):
         from speechbrain_w2vbert.models.w2vbert import W2VBert
 
         checkpointing = {"ours": 0, "ours_ckpt": 1, "ours_ckpt2": 2}[args.impl]  # every n-th layer
-        encoder = W2VBert(config=config.to_dict(), pretrained=False, gradient_checkpointing=checkpointing)
-        head = torch.nn.Linear(config.hidden_size, VOCAB_SIZE)
+        with device:
+            encoder = W2VBert(config=config.to_dict(), pretrained=False, gradient_checkpointing=checkpointing)
+            head = torch.nn.Linear(config.hidden_size, VOCAB_SIZE)
         model = torch.nn.ModuleDict({"encoder": encoder, "head": head}).to(device).train()
 
         def step(indices):
@@ -279,8 +296,7 @@ def worker(args):
     if device.type == "cuda":
         result["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
         frames = [int(max(lengths[i] for i in b) * 50) for b in timed for _ in b]
-        name = torch.cuda.get_device_name()
-        peak = next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+        peak = peak_flops(torch.cuda.get_device_name())
         if peak:
             result["mfu"] = training_flops(config, frames) / elapsed / peak
     else:

@@ -65,3 +65,13 @@ def test_frontend_loop_batches_are_the_recipes():
     assert len(batches[0]) * max(batches[0]) == max(len(b) * max(b) for b in batches)
     files = frontend.cli_files(20, seed=0)
     assert all(len(f) == 1 and 2.0 <= f[0] <= 15.0 for f in files)
+
+
+def test_mfu_peak_is_the_gpu_models_own():
+    """The dense bf16 peak by GPU name: the PCIe and NVL H100s are not the SXM's."""
+    assert train_step.peak_flops("NVIDIA H100 80GB HBM3") == 989e12
+    assert train_step.peak_flops("NVIDIA H100 PCIe") == 756e12
+    assert train_step.peak_flops("NVIDIA H100 NVL") == 835e12
+    assert train_step.peak_flops("NVIDIA H200") == 989e12
+    assert train_step.peak_flops("NVIDIA A100-SXM4-80GB") == train_step.peak_flops("NVIDIA A100 80GB PCIe") == 312e12
+    assert train_step.peak_flops("Tesla T4") is None

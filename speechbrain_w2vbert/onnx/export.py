@@ -40,7 +40,6 @@ the metadata sherpa-onnx reads, and ``tokens.txt``.
 Authors: speechbrain-w2vbert contributors
 """
 
-import json
 import logging
 import os
 import shutil
@@ -62,7 +61,7 @@ from speechbrain_w2vbert.onnx.frontend import N_MELS, STRIDE, batch_features
 from speechbrain_w2vbert.text.tokenizer import CharTokenizer, SentencePieceCTCTokenizer, WORD_DELIMITER
 
 __all__ = ["OnnxExportError", "CTCGraph", "SherpaCTCGraph", "export_onnx_folder", "export_asr_onnx",
-           "check_parity", "OPSET"]
+           "export_trained_onnx", "check_parity", "OPSET"]
 
 logger = logging.getLogger(__name__)
 
@@ -432,9 +431,11 @@ def export_asr_onnx(asr, folder: str, int8: bool = False, format: str = "onnx",
                               format=format, int8_method=int8_method)
 
 
-def _describe(path: str) -> str:
-    """One line about a folder's manifest, for the CLI."""
-    with open(os.path.join(path, runtime.MANIFEST), encoding="utf-8") as f:
-        manifest = json.load(f)
-    size = sum(entry["bytes"] for entry in manifest["files"].values())
-    return f"{path}: {', '.join(manifest['models'].values())} ({size / 1e6:.1f} MB)"
+def export_trained_onnx(folder: str, encoder: torch.nn.Module, head: torch.nn.Linear, tokenizer, lm_decoder=None,
+                        int8: bool = False) -> str:
+    """:func:`export_onnx_folder` of the recipe's trained encoder lobe and
+    CTC head (DDP wrappers unwrapped), as ``export_inference_folder``
+    takes them: what ``train.py`` writes as ``onnx/`` with ``export_onnx: True``."""
+    encoder, head = getattr(encoder, "module", encoder), getattr(head, "module", head)
+    model = EncoderCTC(encoder, head, blank_index=tokenizer.blank_index)
+    return export_onnx_folder(folder, model, tokenizer, lm_decoder, int8=int8)

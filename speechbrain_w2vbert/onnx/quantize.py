@@ -71,8 +71,13 @@ def quantize_int8(source: str, target: str, method: str = DEFAULT_METHOD) -> str
 
     if method not in METHODS:
         raise ValueError(f"int8 method must be one of {', '.join(METHODS)}, not {method!r}")
+    import logging
+
     model = onnx.load(source)
     head = _head_nodes(model)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))  # the quantiser's advice to pre-process, on the root logger
     folder = os.path.dirname(os.path.abspath(target))
     with tempfile.TemporaryDirectory(prefix="quantize-", dir=folder) as work:
         tmp = os.path.join(work, "model.int8.onnx")
@@ -94,4 +99,5 @@ def quantize_int8(source: str, target: str, method: str = DEFAULT_METHOD) -> str
         quantized = onnx.load(tmp)
         onnx.save_model(quantized, target + ".tmp")  # one file: all weights inside
         os.replace(target + ".tmp", target)
+    root.setLevel(level)
     return target

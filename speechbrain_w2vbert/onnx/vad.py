@@ -99,7 +99,7 @@ def speech_spans(probs: Sequence[float], num_samples: int, sample_rate: int = 16
 
     Example
     -------
-    >>> speech_spans([0.0, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1], 13 * 512)
+    >>> speech_spans([0.0] + [0.9] * 8 + [0.1] * 5, 14 * 512)
     [(512, 4608)]
     """
     window = 512 if sample_rate == 16000 else 256

@@ -91,9 +91,10 @@ def quantize_int8(source: str, target: str, method: str = DEFAULT_METHOD) -> str
             from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
                                                                          MatMulNBitsQuantizer)
 
-            config = DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=True, accuracy_level=4,
-                                                  bits=8 if method == "nbits8" else 4)
-            quantizer = MatMulNBitsQuantizer(model, nodes_to_exclude=head, algo_config=config)
+            bits = 8 if method == "nbits8" else 4
+            config = DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=True, accuracy_level=4, bits=bits)
+            quantizer = MatMulNBitsQuantizer(model, bits=bits, block_size=32, is_symmetric=True, accuracy_level=4,
+                                             nodes_to_exclude=head, algo_config=config)
             quantizer.process()
             onnx.save_model(quantizer.model.model, tmp)
         quantized = onnx.load(tmp)

@@ -337,11 +337,19 @@ def _needs_folder(args, count: int) -> None:
         raise SystemExit(f"w2vbert-asr: --format {args.format} with several files needs --output FOLDER")
 
 
-def _run_transcribe(args, asr) -> int:
+def _check_transcribe_options(args) -> None:
     _needs_folder(args, len(args.files))
     if args.mark_confidence is not None and not 0 <= args.mark_confidence <= 1:
         raise SystemExit("w2vbert-asr: --mark-confidence must be in [0, 1]")
-    transcriber = _transcriber(args, asr, _decoder(args, asr))
+
+
+def _run_transcribe(args, asr) -> int:
+    _check_transcribe_options(args)
+    return _transcribe_and_write(args, _transcriber(args, asr, _decoder(args, asr)))
+
+
+def _transcribe_and_write(args, transcriber) -> int:
+    """Transcribes ``args.files`` with either backend's transcriber, writes the output; the exit status."""
     subtitles = args.format in ("srt", "vtt")
     results = transcribe_files(transcriber, args.files, timestamps=args.timestamps == "word" or subtitles)
     cue_options = {"max_chars": args.max_line_chars, "max_duration": args.max_cue_seconds,
@@ -387,9 +395,7 @@ def _run_transcribe_onnx(args) -> int:
     from speechbrain_w2vbert.onnx.runtime import OnnxFolderError, OnnxTranscriber
     from speechbrain_w2vbert.onnx.vad import OnnxVoiceActivitySegmenter
 
-    _needs_folder(args, len(args.files))
-    if args.mark_confidence is not None and not 0 <= args.mark_confidence <= 1:
-        raise SystemExit("w2vbert-asr: --mark-confidence must be in [0, 1]")
+    _check_transcribe_options(args)
     if args.revision or args.trust_remote_code:
         raise SystemExit("w2vbert-asr: --backend onnx reads a local folder written by export-onnx "
                          "(--revision and --trust-remote-code are for EncoderASR folders)")
@@ -404,12 +410,7 @@ def _run_transcribe_onnx(args) -> int:
             hotword_weight=args.hotword_weight, segmenter=segmenter, num_threads=args.threads)
     except (OnnxFolderError, ManifestError, ValueError, ImportError) as error:
         raise SystemExit(f"w2vbert-asr: {error}") from None
-    subtitles = args.format in ("srt", "vtt")
-    results = transcribe_files(transcriber, args.files, timestamps=args.timestamps == "word" or subtitles)
-    cue_options = {"max_chars": args.max_line_chars, "max_duration": args.max_cue_seconds,
-                   "mark_below": args.mark_confidence} if subtitles else {}
-    _write_results(results, args.format, args.output, **cue_options)
-    return _report(results)
+    return _transcribe_and_write(args, transcriber)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

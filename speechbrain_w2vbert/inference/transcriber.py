@@ -11,7 +11,7 @@ known transcripts (:mod:`speechbrain_w2vbert.inference.alignment`). Audio is rea
 Authors: speechbrain-w2vbert contributors
 """
 
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Union
 
 import torch
 
@@ -38,15 +38,9 @@ class Transcriber(TranscriptionPipeline):
     ---------
     asr : speechbrain.inference.ASR.EncoderASR
         The loaded model.
-    chunk_length : float
-        Seconds per chunk: longer files are segmented, longer segments
-        chunked (default 20).
-    stride_length : float
-        Seconds of context dropped on each side of a chunk (default 4).
-    batch_size : int
-        Files, segments or chunks per forward pass (default 8).
-    progress : bool or None
-        Progress bar over the chunks of a long file (None: only on a terminal).
+    chunk_length, stride_length, batch_size, progress
+        As :class:`~speechbrain_w2vbert.inference.pipeline.TranscriptionPipeline`
+        (defaults 20 s, 4 s, 8, None).
     decoder : speechbrain_w2vbert.lm.beam.LMBeamDecoder, optional
         Beam search (with its LM) instead of greedy decoding (what
         :func:`~speechbrain_w2vbert.inference.decoding.select_decoder` chose).

@@ -101,6 +101,8 @@ class CTCGraph(torch.nn.Module):
         self.blank_index = model.blank_index
 
     def forward(self, input_features: torch.Tensor, attention_mask: torch.Tensor):
+        """``(log_probs [B, T'', V], log_probs_length [B])`` of features
+        [B, T', 160] and their mask [B, T'] (see the module docstring)."""
         hidden = self.model(input_features=input_features, attention_mask=attention_mask).last_hidden_state
         if self.output_norm:
             hidden = F.layer_norm(hidden, hidden.shape[-1:])
@@ -125,6 +127,8 @@ class SherpaCTCGraph(CTCGraph):
     EPS = 1e-7
 
     def forward(self, x: torch.Tensor, x_length: torch.Tensor):
+        """``(log_probs, log_probs_length)`` of fbank frames [B, N, 80] and
+        their counts [B]."""
         frames = x.shape[1]
         valid = (torch.arange(frames, device=x.device)[None, :] < x_length[:, None]).unsqueeze(-1)  # [B, N, 1]
         count = x_length.to(x.dtype)[:, None, None]

@@ -192,10 +192,9 @@ def test_forced_path_is_torchaudios(greedy_torch, sample_test_rows):
     from speechbrain_w2vbert.inference.alignment import align_ids
     from speechbrain_w2vbert.onnx.runtime import forced_path
 
-    tokenizer = greedy_torch.tokenizer
     for row in sample_test_rows[:6]:
         log_probs = greedy_torch.pieces_log_probs([greedy_torch.read(row["wav"])])[0]
-        targets = tokenizer.encode(row["wrd"])
+        targets = greedy_torch.tokenizer.encode(row["wrd"])
         expected, _ = align_ids(log_probs, targets, 0)
         got = forced_path(log_probs.numpy(), targets)
         score = lambda path: float(log_probs[torch.arange(len(path)), torch.tensor(path)].sum())  # noqa: E731

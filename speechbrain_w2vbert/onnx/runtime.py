@@ -126,7 +126,7 @@ class PyctcdecodeDecoder:
     Arguments
     ---------
     tokens : list of str
-        The token of each id (blank first, ``|`` the word delimiter).
+        The token of each id (``|`` the word delimiter).
     lm_path : str
         ARPA (``.arpa``) or KenLM binary (``.bin``) file.
     unigrams : list of str
@@ -137,12 +137,14 @@ class PyctcdecodeDecoder:
         Words or phrases to favour.
     hotword_weight : float
         Their weight (pyctcdecode's, default 10).
+    blank_index : int
+        Id of the CTC blank (default 0).
     """
 
     def __init__(self, tokens: Sequence[str], lm_path: str, unigrams: Sequence[str], beam_size: int = 50,
                  lm_weight: float = 0.5, word_bonus: float = 1.0, beam_prune_logp: float = -10.0,
                  token_prune_min_logp: float = -5.0, hotwords: Sequence[str] = (), hotword_weight: float = 10.0,
-                 _decoder=None):
+                 blank_index: int = 0, _decoder=None):
         if beam_size < 1:
             raise ValueError(f"beam_size must be >= 1, got {beam_size}")
         if lm_weight < 0:
@@ -152,6 +154,7 @@ class PyctcdecodeDecoder:
         self.beam_prune_logp, self.token_prune_min_logp = beam_prune_logp, token_prune_min_logp
         self.hotwords = [h for h in hotwords if h.strip()]
         self.hotword_weight = hotword_weight
+        self.blank_index = blank_index
         self._decoder = _decoder
 
     uses_lm = True
@@ -167,7 +170,7 @@ class PyctcdecodeDecoder:
                                   f"({error})") from None
             try:
                 with quiet_native_stderr():  # kenlm's loading progress
-                    self._decoder = build_ctcdecoder(["" if i == 0 else t for i, t in enumerate(self.tokens)],
+                    self._decoder = build_ctcdecoder(["" if i == self.blank_index else t for i, t in enumerate(self.tokens)],
                                                      kenlm_model_path=self.lm_path, unigrams=self.unigrams,
                                                      alpha=self.lm_weight, beta=self.word_bonus)
             except (OSError, RuntimeError, ValueError) as error:
@@ -185,7 +188,8 @@ class PyctcdecodeDecoder:
         kwargs.update({k: v for k, v in options.items() if v is not None})
         shared = self._decoder if (kwargs["lm_weight"], kwargs["word_bonus"]) == (self.lm_weight,
                                                                                    self.word_bonus) else None
-        return PyctcdecodeDecoder(self.tokens, self.lm_path, self.unigrams, _decoder=shared, **kwargs)
+        return PyctcdecodeDecoder(self.tokens, self.lm_path, self.unigrams, blank_index=self.blank_index,
+                                  _decoder=shared, **kwargs)
 
     def decode_with_words(self, log_probs: Sequence[np.ndarray]) -> List[tuple]:
         """``(text, [(word, first frame, last frame), ...])`` of each
@@ -337,7 +341,8 @@ class OnnxTranscriber(TranscriptionPipeline):
             unigrams = [line.strip() for line in f if line.strip()]
         return PyctcdecodeDecoder(manifest["tokens"], os.path.join(folder, entry["file"]), unigrams,
                                   entry["beam_size"], entry["lm_weight"], entry["word_bonus"],
-                                  entry.get("beam_prune_logp", -10.0), entry.get("token_prune_min_logp", -5.0))
+                                  entry.get("beam_prune_logp", -10.0), entry.get("token_prune_min_logp", -5.0),
+                                  blank_index=manifest["blank_index"])
 
     def _session(self, path: str, num_threads: Optional[int]):
         """onnxruntime's session of the graph, its vocabulary checked."""

@@ -28,16 +28,30 @@ time factor, median and worst time per file; memory, each side in its own
 worker process (``bench/common.py``): the process's peak resident set, its
 growth while transcribing (activations), and the encoder's weights.
 
+With ``--onnx`` it compares PyTorch fp32 and int8 with the ONNX runtime
+(:class:`speechbrain_w2vbert.onnx.runtime.OnnxTranscriber`) fp32 and int8,
+each ``--onnx-int8-methods`` method its own row, side by side in one run:
+on w2v-BERT 2.0's architecture (transformers' default ``Wav2Vec2BertConfig``,
+580M parameters, random weights: speed, memory and file size) over
+``--clips`` clips of 10 s of real speech (the sample test speaker's
+utterances joined), and on the committed tiny test model (speed, and CER
+on the sample corpus' test speaker). Each clip or utterance is transcribed
+one at a time, the sides alternating clip by clip; peak resident set of
+each side in its own worker process; the machine's load (``uptime``) and
+CPU flags are printed with the table.
+
 Usage::
 
     python bench/inference.py [--model results/demo/inference] [--files 64] [--batch-size 16]
     python bench/inference.py --int8 [--files 40]
+    python bench/inference.py --onnx [--clips 3] [--onnx-int8-methods dynamic,nbits8] [--skip-580m]
 """
 
 import argparse
 import glob
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -209,6 +223,162 @@ def int8_bench(args):
     emit({"bench": "inference_int8", "files": args.files, "rows": rows_out}, args.json, args.threads)
 
 
+def onnx_side(label, folder, onnx_folder):
+    """A transcriber of one bench side: ``torch-fp32``, ``torch-int8`` (the
+    EncoderASR folder), ``onnx-fp32`` or ``onnx-int8-<method>`` (an ONNX
+    folder per int8 method)."""
+    if label.startswith("torch"):
+        from speechbrain_w2vbert.inference.folder import load_asr
+        from speechbrain_w2vbert.inference.quantization import quantize_asr_int8
+        from speechbrain_w2vbert.inference.transcriber import Transcriber
+
+        asr = load_asr(folder, tempfile.mkdtemp(prefix="bench-sb-"))
+        if label == "torch-int8":
+            quantize_asr_int8(asr)
+        return Transcriber(asr, segmenter=None, chunk_length=60)
+    from speechbrain_w2vbert.onnx.runtime import OnnxTranscriber
+
+    method = label.split("-", 2)[2] if label.startswith("onnx-int8") else None
+    path = onnx_folder if method is None else f"{onnx_folder}-{method}"
+    return OnnxTranscriber(path, "int8" if method else "fp32", segmenter=None, chunk_length=60,
+                           num_threads=torch.get_num_threads())
+
+
+def onnx_memory_worker(args):
+    """One side's peak resident set, in its own process (see ``int8_memory_worker``)."""
+    import numpy as np
+
+    from common import reset_peak_rss, rss_mb
+
+    side = onnx_side(args.onnx_memory, args.folder, args.onnx_folder)
+    wavs = [np.load(path) for path in args.wavs.split(",")]
+    convert = (lambda w: torch.from_numpy(w)) if args.onnx_memory.startswith("torch") else (lambda w: w)
+    side.transcribe_waveforms([convert(wavs[0])])
+    base = reset_peak_rss()
+    for wav in wavs:
+        side.transcribe_waveforms([convert(wav)])
+    print(json.dumps({"peak_mb": rss_mb("VmHWM") - base, "process_peak_mb": rss_mb("VmHWM")}))
+
+
+def _folder_mb(paths):
+    return sum(os.path.getsize(p) for p in paths) / 1e6
+
+
+def onnx_bench(args):
+    """PyTorch vs ONNX runtime, fp32 and int8, side by side (see the module docstring)."""
+    import csv
+    import platform
+    import statistics
+    import subprocess
+
+    import numpy as np
+    from common import run_worker
+    from transformers import Wav2Vec2BertConfig
+
+    from speechbrain_w2vbert.onnx.export import export_onnx_folder
+    from speechbrain_w2vbert.inference.folder import asr_model, load_asr
+    from speechbrain_w2vbert.onnx.quantize import quantize_int8
+    from speechbrain_w2vbert.text.scoring import error_counts
+
+    sys.path.insert(0, os.path.join(ROOT, "recipes", "OpenSLR54"))
+    from openslr54_prepare import prepare_openslr54
+
+    methods = [m for m in args.onnx_int8_methods.split(",") if m]
+    labels = ["torch-fp32", "torch-int8", "onnx-fp32"] + [f"onnx-int8-{m}" for m in methods]
+    rows_out = []
+    with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
+        prepare_openslr54(SAMPLE_DATA, os.path.join(workdir, "prep"), extract_folder=os.path.join(workdir, "corpus"))
+        with open(os.path.join(workdir, "prep", "test.csv"), encoding="utf-8") as f:
+            test = list(csv.DictReader(f))
+        utterances = [sf.read(r["wav"], dtype="float32")[0] for r in test]
+        joined = np.concatenate(utterances * 3)
+        clips = [joined[i * 160000:(i + 1) * 160000] for i in range(args.clips)]
+        models = [("tiny test model (trained)", os.path.join(ROOT, "tests", "data", "tiny_ne_model"), utterances,
+                   True)]
+        if not args.skip_580m:
+            models.insert(0, ("w2v-BERT 2.0 580M (random)", random_folder(os.path.join(workdir, "big"),
+                                                                          Wav2Vec2BertConfig()), clips, False))
+        for name, folder, wavs, score in models:
+            onnx_folder = os.path.join(workdir, name[:4] + "-onnx")
+            asr = load_asr(folder, os.path.join(workdir, name[:4] + "-sb"))
+            start = time.perf_counter()
+            export_onnx_folder(onnx_folder, asr_model(asr), asr.tokenizer)
+            export_s = time.perf_counter() - start
+            del asr
+            sizes = {"torch-fp32": _folder_mb([os.path.join(folder, n) for n in ("encoder.ckpt", "ctc_head.ckpt")]),
+                     "onnx-fp32": _folder_mb([os.path.join(onnx_folder, n) for n in ("model.onnx", "model.onnx.data")])}
+            for method in methods:
+                target = f"{onnx_folder}-{method}"
+                shutil.copytree(onnx_folder, target)
+                start = time.perf_counter()
+                quantize_int8(os.path.join(target, "model.onnx"), os.path.join(target, "model.int8.onnx"), method)
+                print(f"# {name}: int8 {method} in {time.perf_counter() - start:.0f} s", flush=True)
+                manifest = json.load(open(os.path.join(target, "manifest.json"), encoding="utf-8"))
+                manifest["models"]["int8"] = "model.int8.onnx"
+                from speechbrain_w2vbert.inference.manifest import write_manifest
+
+                write_manifest(target, "onnx", **{k: v for k, v in manifest.items()
+                                                  if k not in ("format", "version", "kind", "files")})
+                sizes[f"onnx-int8-{method}"] = _folder_mb([os.path.join(target, "model.int8.onnx")])
+            audio = sum(len(w) for w in wavs) / 16000
+            times = {label: [] for label in labels}
+            texts = {label: [] for label in labels}
+            sides = {}
+            for label in labels:  # one at a time in memory for the 580M model
+                side = onnx_side(label, folder, onnx_folder)
+                convert = (lambda w: torch.from_numpy(w)) if label.startswith("torch") else (lambda w: w)
+                side.transcribe_waveforms([convert(wavs[0])])  # warm-up
+                sides[label] = (side, convert)
+                if not score:  # the big model: one side alive at a time, its files timed together
+                    for wav in wavs:
+                        start = time.perf_counter()
+                        texts[label].append(side.transcribe_waveforms([convert(wav)])[0].text)
+                        times[label].append(time.perf_counter() - start)
+                    sides.pop(label)
+                    del side
+            for wav in (wavs if score else []):  # the small model: alternating file by file
+                for label, (side, convert) in sides.items():
+                    start = time.perf_counter()
+                    texts[label].append(side.transcribe_waveforms([convert(wav)])[0].text)
+                    times[label].append(time.perf_counter() - start)
+            sides.clear()
+            paths = []
+            for i, wav in enumerate(wavs[:6]):
+                paths.append(os.path.join(workdir, f"wav{i}.npy"))
+                np.save(paths[-1], wav)
+            for label in labels:
+                memory = run_worker([sys.executable, os.path.abspath(__file__), "--onnx-memory", label, "--folder",
+                                     folder, "--onnx-folder", onnx_folder, "--wavs", ",".join(paths), "--threads",
+                                     str(args.threads)], "cpu")
+                row = {"model": name, "side": label, "rtf": sum(times[label]) / audio,
+                       "median_ms": 1000 * statistics.median(times[label]), "worst_ms": 1000 * max(times[label]),
+                       "process_peak_mb": memory["process_peak_mb"], "activations_mb": memory["peak_mb"],
+                       "file_mb": sizes.get(label, sizes["torch-fp32"] if label == "torch-int8" else None),
+                       "same_text_as_torch_fp32": sum(a == b for a, b in zip(texts[label], texts["torch-fp32"])),
+                       "items": len(wavs), "export_s": export_s}
+                if score:
+                    counts = error_counts(texts[label], [r["wrd"] for r in test])
+                    row["cer"] = 100.0 * counts["char_errors"] / counts["chars"]
+                rows_out.append(row)
+            print(f"# {name}: {len(wavs)} items, {audio:.0f} s of audio, one at a time, {args.threads} threads; "
+                  f"ONNX export {export_s:.0f} s", flush=True)
+    header = (f"{'model':<28} {'side':<20} {'RTF':>7} {'median ms':>10} {'worst ms':>9} {'peak RSS MB':>11} "
+              f"{'file MB':>8} {'CER %':>6} {'same':>5} {'vs torch fp32':>13}")
+    print(header)
+    print("-" * len(header))
+    for row in rows_out:
+        base = next(r for r in rows_out if r["model"] == row["model"] and r["side"] == "torch-fp32")
+        cer = f"{row['cer']:6.2f}" if "cer" in row else f"{'-':>6}"
+        size = f"{row['file_mb']:8.1f}" if row["file_mb"] is not None else f"{'-':>8}"
+        print(f"{row['model']:<28} {row['side']:<20} {row['rtf']:7.4f} {row['median_ms']:10.1f} {row['worst_ms']:9.1f} "
+              f"{row['process_peak_mb']:11.0f} {size} {cer} {row['same_text_as_torch_fp32']:>2}/{row['items']:<2} "
+              f"{base['rtf'] / row['rtf']:12.2f}x")
+    for row in rows_out:
+        base = next(r for r in rows_out if r["model"] == row["model"] and r["side"] == "torch-fp32")
+        row["speed_up"] = base["rtf"] / row["rtf"]
+    emit({"bench": "inference_onnx", "rows": rows_out}, args.json, args.threads)
+
+
 def timed(fn):
     start = time.perf_counter()
     out = fn()
@@ -226,8 +396,21 @@ def main():
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--csv", help=argparse.SUPPRESS)
     add_json_option(parser)
+    parser.add_argument("--onnx", action="store_true", help="PyTorch vs ONNX runtime, fp32 and int8 (see above)")
+    parser.add_argument("--clips", type=int, default=3, help="--onnx: 10 s clips for the 580M model")
+    parser.add_argument("--onnx-int8-methods", default="dynamic,nbits8",
+                        help="--onnx: int8 methods, comma-separated (speechbrain_w2vbert.onnx.quantize.METHODS)")
+    parser.add_argument("--skip-580m", action="store_true", help="--onnx: the tiny model only")
+    parser.add_argument("--workdir", default=None, help="--onnx: where the models are written (default: TMPDIR)")
+    parser.add_argument("--onnx-memory", help=argparse.SUPPRESS)  # worker of --onnx
+    parser.add_argument("--onnx-folder", help=argparse.SUPPRESS)
+    parser.add_argument("--wavs", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.onnx_memory:
+        return onnx_memory_worker(args)
+    if args.onnx:
+        return onnx_bench(args)
     if args.int8_memory:
         return int8_memory_worker(args)
     if args.int8:

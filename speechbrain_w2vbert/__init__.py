@@ -42,7 +42,16 @@ tests/test_layout.py), and importing the package imports none of them.
   :mod:`speechbrain_w2vbert.inference.timestamps`,
   :mod:`speechbrain_w2vbert.inference.alignment` (forced alignment),
   :mod:`speechbrain_w2vbert.inference.subtitles` (SRT, WebVTT),
-  :mod:`speechbrain_w2vbert.inference.quantization` (int8).
+  :mod:`speechbrain_w2vbert.inference.quantization` (int8),
+  :mod:`speechbrain_w2vbert.inference.pipeline` (``TranscriptionPipeline``:
+  batching, segments, chunks and decoding, whatever runs the network).
+- :mod:`speechbrain_w2vbert.onnx`: deploying without PyTorch.
+  :mod:`speechbrain_w2vbert.onnx.export` (the ONNX folder; needs torch),
+  :mod:`speechbrain_w2vbert.onnx.runtime` (``OnnxTranscriber``: onnxruntime
+  and numpy, no torch), :mod:`speechbrain_w2vbert.onnx.frontend` (the
+  SeamlessM4T features and resampling in numpy),
+  :mod:`speechbrain_w2vbert.onnx.vad` (silero-vad's ONNX model),
+  :mod:`speechbrain_w2vbert.onnx.quantize` (int8 graphs).
 - :mod:`speechbrain_w2vbert.audio`: reading audio files, resampling.
 - :mod:`speechbrain_w2vbert.hf`: to and from Hugging Face ``*ForCTC`` folders.
 - :mod:`speechbrain_w2vbert.cli`: the ``w2vbert-asr`` command, on top.

@@ -6,8 +6,7 @@ Authors: speechbrain-w2vbert contributors
 """
 
 import functools
-
-import torch
+from typing import Callable, Optional
 
 __all__ = ["AudioError", "read_audio", "resample"]
 
@@ -21,13 +20,14 @@ def _normalizer(sample_rate: int):
     return AudioNormalizer(sample_rate=sample_rate, mix="avg-to-mono")
 
 
-def resample(wav: torch.Tensor, sample_rate: int, target_rate: int) -> torch.Tensor:
+def resample(wav, sample_rate: int, target_rate: int):
     """A waveform ([T] or [T, C]) down-mixed to mono and resampled from
     ``sample_rate`` to ``target_rate``, as files are by :func:`read_audio`
     (SpeechBrain's ``AudioNormalizer``, one cached resampler per rate pair).
 
     Example
     -------
+    >>> import torch
     >>> resample(torch.zeros(8000), 8000, 16000).shape
     torch.Size([16000])
     """
@@ -38,7 +38,27 @@ class AudioError(ValueError):
     """A file that cannot be transcribed (unreadable, empty, too short)."""
 
 
-def read_audio(path: str, sample_rate: int = 16000, min_samples: int = 1) -> torch.Tensor:
+def _read_samples(path: str):
+    """The samples of any file soundfile reads, float32 [T, C] in [-1, 1],
+    and its rate.
+
+    Raises
+    ------
+    AudioError
+        The file is unreadable or empty.
+    """
+    import soundfile
+
+    try:
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)  # [T, C]
+    except Exception as error:  # libsndfile's errors are of several types
+        raise AudioError(f"unreadable: {error}") from None
+    if data.shape[0] == 0:
+        raise AudioError("empty: no audio samples")
+    return data, rate
+
+
+def read_audio(path: str, sample_rate: int = 16000, min_samples: int = 1, resampler: Optional[Callable] = None):
     """Read any file soundfile reads, down-mixed to mono and resampled.
 
     Training (:class:`speechbrain_w2vbert.training.data.AudioReader`), the CLI and
@@ -54,11 +74,15 @@ def read_audio(path: str, sample_rate: int = 16000, min_samples: int = 1) -> tor
         Fewest samples (at ``sample_rate``) the waveform must have: the
         encoder's ``min_samples``, the shortest input that gives it one
         output frame (default 1).
+    resampler : callable, optional
+        ``resampler(samples [T, C] float32 numpy, rate, sample_rate)`` -> 1-D
+        waveform; default :func:`resample` (torch). The ONNX runtime passes
+        its numpy twin (:func:`speechbrain_w2vbert.onnx.frontend.resample`).
 
     Returns
     -------
     torch.Tensor
-        1-D float32 waveform in [-1, 1].
+        1-D float32 waveform in [-1, 1] (what ``resampler`` returns).
 
     Raises
     ------
@@ -67,7 +91,7 @@ def read_audio(path: str, sample_rate: int = 16000, min_samples: int = 1) -> tor
 
     Example
     -------
-    >>> import os, tempfile, soundfile
+    >>> import os, tempfile, soundfile, torch
     >>> path = os.path.join(tempfile.mkdtemp(), "stereo.wav")
     >>> soundfile.write(path, torch.zeros(8000, 2).numpy(), 8000)
     >>> read_audio(path).shape
@@ -78,15 +102,13 @@ def read_audio(path: str, sample_rate: int = 16000, min_samples: int = 1) -> tor
     ...
     speechbrain_w2vbert.audio.AudioError: too short: 0.013 s (200 samples at 16000 Hz; at least 560 needed)
     """
-    import soundfile
+    data, rate = _read_samples(path)
+    if resampler is None:
+        import torch
 
-    try:
-        data, rate = soundfile.read(path, dtype="float32", always_2d=True)  # [T, C]
-    except Exception as error:  # libsndfile's errors are of several types
-        raise AudioError(f"unreadable: {error}") from None
-    if data.shape[0] == 0:
-        raise AudioError("empty: no audio samples")
-    wav = resample(torch.from_numpy(data), rate, sample_rate)
+        wav = resample(torch.from_numpy(data), rate, sample_rate)
+    else:
+        wav = resampler(data, rate, sample_rate)
     if wav.shape[0] < min_samples:
         raise AudioError(
             f"too short: {wav.shape[0] / sample_rate:.3f} s ({wav.shape[0]} samples at {sample_rate} Hz; "

@@ -11,6 +11,8 @@
     w2vbert-asr align MODEL AUDIO TRANSCRIPT [AUDIO TRANSCRIPT...] [--format json|srt|vtt|textgrid]
         [--output PATH] [--segment vad|fixed] [--int8] [--device cpu]
     w2vbert-asr export-hf MODEL OUT_DIR
+    w2vbert-asr export-onnx MODEL OUT_DIR [--int8] [--int8-method dynamic] [--format onnx|sherpa]
+    w2vbert-asr transcribe ONNX_FOLDER FILE... --backend onnx [--int8] [--threads N] [...]
 
 ``MODEL`` is an ``EncoderASR`` folder written by the recipe (``inference/``)
 or a hub repository with the same files (``--revision``: pin a commit); it
@@ -58,6 +60,13 @@ word bonus tuned by the recipe; ``--beam-size``, ``--lm-weight`` and
 natural-log units; they need the LM). ``export-hf`` writes the folder's LM
 in pyctcdecode's layout beside the model.
 
+``export-onnx`` writes the model as ONNX with its vocabulary and LM
+(:mod:`speechbrain_w2vbert.onnx.export`; ``--int8`` adds the int8 graph,
+``--format sherpa`` a folder for sherpa-onnx); ``transcribe --backend onnx``
+runs such a folder with onnxruntime and numpy, without torch
+(:class:`speechbrain_w2vbert.onnx.runtime.OnnxTranscriber`), with the same
+options and output (docs/onnx.md).
+
 Example
 -------
 >>> parser = build_parser()
@@ -78,18 +87,14 @@ import sys
 import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
+# What the torch path needs is imported where it is used: ``transcribe
+# --backend onnx`` runs where torch is not installed.
 from speechbrain_w2vbert.audio import AudioError
-from speechbrain_w2vbert.hf import save_hf_folder
-from speechbrain_w2vbert.inference.alignment import AlignmentError, to_textgrid
-from speechbrain_w2vbert.inference.decoding import select_decoder
-from speechbrain_w2vbert.inference.folder import ModelFolderError, asr_model, folder_lm_decoder, load_asr
 from speechbrain_w2vbert.inference.manifest import ManifestError
-from speechbrain_w2vbert.inference.quantization import quantize_asr_int8
 from speechbrain_w2vbert.inference.results import Transcript
 from speechbrain_w2vbert.inference.safety import UnsafeFolderError
 from speechbrain_w2vbert.inference.segmentation import VoiceActivitySegmenter
 from speechbrain_w2vbert.inference.subtitles import subtitle_cues, to_srt, to_vtt
-from speechbrain_w2vbert.inference.transcriber import Transcriber
 
 __all__ = ["build_parser", "transcribe_files", "align_files", "format_results", "main"]
 
@@ -166,10 +171,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("export-hf", help="write a transformers Wav2Vec2BertForCTC folder + processor")
     model_options(sub)
     sub.add_argument("out_dir", help="output folder")
+
+    _add_onnx_options(commands, model_options)
     return parser
 
 
-def transcribe_files(transcriber: Transcriber, paths: Sequence[str], timestamps: bool = False) -> List[FileResult]:
+def _add_onnx_options(commands, model_options) -> None:
+    """``export-onnx``, and ``transcribe``'s ``--backend`` and ``--threads``."""
+    transcribe = commands.choices["transcribe"]
+    transcribe.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                            help="torch: MODEL is an EncoderASR folder; onnx: MODEL is a folder written by "
+                                 "export-onnx, run by onnxruntime without torch (--int8: its int8 graph)")
+    transcribe.add_argument("--threads", type=int, help="--backend onnx: onnxruntime's threads (default: one per core)")
+    sub = commands.add_parser("export-onnx", help="write an ONNX folder (onnxruntime without torch, or sherpa-onnx)")
+    model_options(sub)
+    sub.add_argument("out_dir", help="output folder")
+    sub.add_argument("--int8", action="store_true", help="also write the int8 graph (one file, model.int8.onnx)")
+    sub.add_argument("--int8-method", choices=("dynamic", "dynamic_tensor", "nbits8", "nbits4"),
+                     help="how the int8 graph is quantised (default: dynamic; docs/onnx.md)")
+    sub.add_argument("--format", dest="onnx_format", choices=("onnx", "sherpa"), default="onnx",
+                     help="onnx: for onnxruntime (w2vbert-asr --backend onnx); sherpa: for sherpa-onnx's "
+                          "fire_red_asr_ctc model type (default: onnx)")
+
+
+def transcribe_files(transcriber, paths: Sequence[str], timestamps: bool = False) -> List[FileResult]:
     """Transcribe files: one ``(path, Transcript)`` per path, in order, or
     ``(path, message)`` for a file that could not be transcribed."""
     wavs, readable, results = [], [], []
@@ -185,10 +210,12 @@ def transcribe_files(transcriber: Transcriber, paths: Sequence[str], timestamps:
     return results
 
 
-def align_files(transcriber: Transcriber, pairs: Sequence[Tuple[str, str]]) -> List[FileResult]:
+def align_files(transcriber, pairs: Sequence[Tuple[str, str]]) -> List[FileResult]:
     """Align ``(audio, transcript file)`` pairs: one ``(audio, Alignment)``
     per pair, in order, or ``(audio, message)`` for a pair that could not
     be aligned (the message names the transcript file where it is at fault)."""
+    from speechbrain_w2vbert.inference.alignment import AlignmentError
+
     results = []
     for audio, transcript in pairs:
         try:
@@ -232,6 +259,8 @@ def format_results(results: Sequence[FileResult], fmt: str, **cue_options) -> st
         cues = [cue for _, r in ok for cue in subtitle_cues(r.segments, **cue_options)]
         return to_srt(cues) if fmt == "srt" else to_vtt(cues)
     if fmt == "textgrid":
+        from speechbrain_w2vbert.inference.alignment import to_textgrid
+
         return "".join(to_textgrid(r.words, r.duration) for _, r in ok)
     return "".join(r.text + "\n" for _, r in ok)
 
@@ -268,6 +297,9 @@ def _report(results: Sequence[FileResult]) -> int:
 
 def _decoder(args, asr):
     """The beam-search decoder the options ask for (None: greedy); exits on bad options."""
+    from speechbrain_w2vbert.inference.decoding import select_decoder
+    from speechbrain_w2vbert.inference.folder import folder_lm_decoder
+
     try:
         return select_decoder(folder_lm_decoder(asr), args.lm, beam_size=args.beam_size, lm_weight=args.lm_weight,
                               word_bonus=args.word_bonus, hotwords=tuple(args.hotwords),
@@ -278,6 +310,9 @@ def _decoder(args, asr):
 
 def _transcriber(args, asr, decoder=None):
     """The Transcriber the audio options ask for (exits on bad options)."""
+    from speechbrain_w2vbert.inference.quantization import quantize_asr_int8
+    from speechbrain_w2vbert.inference.transcriber import Transcriber
+
     if args.int8:
         try:
             quantize_asr_int8(asr)
@@ -302,11 +337,19 @@ def _needs_folder(args, count: int) -> None:
         raise SystemExit(f"w2vbert-asr: --format {args.format} with several files needs --output FOLDER")
 
 
-def _run_transcribe(args, asr) -> int:
+def _check_transcribe_options(args) -> None:
     _needs_folder(args, len(args.files))
     if args.mark_confidence is not None and not 0 <= args.mark_confidence <= 1:
         raise SystemExit("w2vbert-asr: --mark-confidence must be in [0, 1]")
-    transcriber = _transcriber(args, asr, _decoder(args, asr))
+
+
+def _run_transcribe(args, asr) -> int:
+    _check_transcribe_options(args)
+    return _transcribe_and_write(args, _transcriber(args, asr, _decoder(args, asr)))
+
+
+def _transcribe_and_write(args, transcriber) -> int:
+    """Transcribes ``args.files`` with either backend's transcriber, writes the output; the exit status."""
     subtitles = args.format in ("srt", "vtt")
     results = transcribe_files(transcriber, args.files, timestamps=args.timestamps == "word" or subtitles)
     cue_options = {"max_chars": args.max_line_chars, "max_duration": args.max_cue_seconds,
@@ -327,15 +370,56 @@ def _run_align(args, asr) -> int:
 
 
 def _run_export(args, asr) -> int:
+    from speechbrain_w2vbert.hf import save_hf_folder  # transformers' processors load only here
+    from speechbrain_w2vbert.inference.folder import asr_model, folder_lm_decoder
+
     model = asr_model(asr)
     save_hf_folder(args.out_dir, model.encoder, model.head, asr.tokenizer, folder_lm_decoder(asr))
     print(args.out_dir)
     return 0
 
 
+def _run_export_onnx(args, asr) -> int:
+    from speechbrain_w2vbert.onnx.export import OnnxExportError, export_asr_onnx
+
+    try:
+        export_asr_onnx(asr, args.out_dir, int8=args.int8, format=args.onnx_format, int8_method=args.int8_method)
+    except (OnnxExportError, ValueError) as error:
+        raise SystemExit(f"w2vbert-asr: {args.model}: {error}") from None
+    print(args.out_dir)
+    return 0
+
+
+def _run_transcribe_onnx(args) -> int:
+    """``transcribe --backend onnx``: the folder written by export-onnx, without torch."""
+    from speechbrain_w2vbert.onnx.runtime import OnnxFolderError, OnnxTranscriber
+    from speechbrain_w2vbert.onnx.vad import OnnxVoiceActivitySegmenter
+
+    _check_transcribe_options(args)
+    if args.revision or args.trust_remote_code:
+        raise SystemExit("w2vbert-asr: --backend onnx reads a local folder written by export-onnx "
+                         "(--revision and --trust-remote-code are for EncoderASR folders)")
+    segmenter = None
+    try:
+        if args.segment == "vad":
+            segmenter = OnnxVoiceActivitySegmenter(threshold=args.vad_threshold, min_pause=args.min_pause)
+        transcriber = OnnxTranscriber(
+            args.model, "int8" if args.int8 else None, args.chunk_length, args.stride_length, args.batch_size,
+            progress=False if args.no_progress else None, use_lm=args.lm, beam_size=args.beam_size,
+            lm_weight=args.lm_weight, word_bonus=args.word_bonus, hotwords=tuple(args.hotwords),
+            hotword_weight=args.hotword_weight, segmenter=segmenter, num_threads=args.threads)
+    except (OnnxFolderError, ManifestError, ValueError, ImportError) as error:
+        raise SystemExit(f"w2vbert-asr: {error}") from None
+    return _transcribe_and_write(args, transcriber)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``w2vbert-asr``; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "transcribe" and args.backend == "onnx":
+        return _run_transcribe_onnx(args)
+    from speechbrain_w2vbert.inference.folder import ModelFolderError, load_asr
+
     with contextlib.ExitStack() as stack:
         savedir = args.savedir or stack.enter_context(tempfile.TemporaryDirectory(prefix="w2vbert-asr-"))
         try:
@@ -347,6 +431,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _run_transcribe(args, asr)
         if args.command == "align":
             return _run_align(args, asr)
+        if args.command == "export-onnx":
+            return _run_export_onnx(args, asr)
         return _run_export(args, asr)
 
 

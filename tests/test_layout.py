@@ -28,7 +28,8 @@ WINGS = {
     "training": {"audio", "models", "text"},
     "inference": {"audio", "models", "text", "lm"},
     "hf": {"models", "text", "lm"},
-    "cli": {"audio", "models", "text", "lm", "inference", "hf"},
+    "onnx": {"audio", "models", "text", "lm", "inference"},
+    "cli": {"audio", "models", "text", "lm", "inference", "hf", "onnx"},
 }
 
 #: Modules that import, and whose doctests pass, without torch: the text
@@ -36,9 +37,14 @@ WINGS = {
 TORCH_FREE = ["speechbrain_w2vbert", "speechbrain_w2vbert.environment", "speechbrain_w2vbert.text.normalize",
               "speechbrain_w2vbert.text.tokenizer", "speechbrain_w2vbert.text.corpus",
               "speechbrain_w2vbert.inference.results", "speechbrain_w2vbert.inference.timestamps",
-              "speechbrain_w2vbert.inference.subtitles"]
+              "speechbrain_w2vbert.inference.subtitles", "speechbrain_w2vbert.inference.chunking",
+              "speechbrain_w2vbert.inference.pipeline", "speechbrain_w2vbert.inference.manifest",
+              "speechbrain_w2vbert.onnx.frontend", "speechbrain_w2vbert.onnx.runtime", "speechbrain_w2vbert.onnx.vad",
+              "speechbrain_w2vbert.onnx.quantize", "speechbrain_w2vbert.lm.ngram"]
 #: Modules that import without torch (what they do with it comes later).
-TORCH_FREE_IMPORT = ["speechbrain_w2vbert.compat", "speechbrain_w2vbert.text.scoring"]
+TORCH_FREE_IMPORT = ["speechbrain_w2vbert.compat", "speechbrain_w2vbert.text.scoring", "speechbrain_w2vbert.audio",
+                     "speechbrain_w2vbert.inference.segmentation", "speechbrain_w2vbert.inference.decoding",
+                     "speechbrain_w2vbert.onnx", "speechbrain_w2vbert.cli"]
 
 
 def package_modules():

@@ -163,7 +163,7 @@ def test_exported_folders_name_no_path_of_the_machine(trained, data, tmp_path):
     assert "python recipes/OpenSLR54/train.py hparams/w2vbert_ctc_tiny.yaml --data_folder=unused" in card
     assert "--output_folder=<output_folder>" in card and "--train_csv=<train_csv>" in card
     machine = {output, os.path.dirname(data["train"]), ROOT, os.path.expanduser("~"), tempfile.gettempdir()}
-    for folder in ("inference", "hf_model"):
+    for folder in ("inference", "hf_model", "onnx"):
         for root, _, files in os.walk(os.path.join(output, folder)):
             for name in files:
                 with open(os.path.join(root, name), "rb") as f:
@@ -171,8 +171,16 @@ def test_exported_folders_name_no_path_of_the_machine(trained, data, tmp_path):
                 leaked = [p for p in machine if p.encode("utf-8") in content]
                 assert leaked == [], (os.path.join(root, name), leaked)
     assert verify_manifest(os.path.join(output, "inference"))["kind"] == "encoder_asr"
-    assert load_asr(os.path.join(output, "inference"), str(tmp_path / "asr")).transcribe_file(
-        os.path.join(ROOT, "tests", "data", "ne_speech_a.flac")) is not None
+    asr = load_asr(os.path.join(output, "inference"), str(tmp_path / "asr"))
+    audio = os.path.join(ROOT, "tests", "data", "ne_speech_a.flac")
+    assert asr.transcribe_file(audio) is not None
+    # export_onnx: True (the tiny hparams): onnx/ gives the folder's greedy transcript
+    from speechbrain_w2vbert.onnx.runtime import OnnxTranscriber
+
+    assert verify_manifest(os.path.join(output, "onnx"))["kind"] == "onnx"
+    onnx = OnnxTranscriber(os.path.join(output, "onnx"), use_lm=False, segmenter=None)
+    greedy = load_asr(os.path.join(output, "inference"), str(tmp_path / "greedy"), overrides={"use_lm": False})
+    assert onnx.transcribe_waveforms([onnx.read(audio)])[0].text == greedy.transcribe_file(audio)
 
 
 def test_a_failed_lm_step_keeps_the_model_and_names_the_file(data, tmp_path):

@@ -469,6 +469,10 @@ def main(argv=None):
         write_recipe_model_card(hparams, encoder, greedy_stats, command, asr_brain.lm_stats)
         if hparams["hf_export"] and hparams["tokenizer_type"] == "char":
             save_hf_folder(hparams["hf_folder"], encoder, ctc_head, tokenizer, asr_brain.lm_decoder)
+        if hparams["export_onnx"]:
+            from speechbrain_w2vbert.onnx.export import export_trained_onnx
+            export_trained_onnx(hparams["onnx_folder"], encoder, ctc_head, tokenizer, asr_brain.lm_decoder,
+                                int8=hparams["export_onnx_int8"])
         plot_training_curves(hparams["train_log"], hparams["plot_file"], title=hparams["output_folder"])
         logger.info(
             "Done. Inference folder: %s | log: %s | plot: %s | test alignments: %s",

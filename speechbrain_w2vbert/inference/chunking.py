@@ -25,13 +25,16 @@ Example
 >>> [(s.start / 16000, s.end / 16000, s.keep_from, s.keep_to) for s in spans]
 [(0.0, 20.0, 0, 800), (12.0, 32.0, 200, 800), (24.0, 44.0, 200, 800), (30.0, 50.0, 500, None)]
 
+Nothing here needs torch (:func:`stitch_chunks` takes and returns torch
+tensors or numpy arrays alike).
+
 Authors: speechbrain-w2vbert contributors
 """
 
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
-import torch
+import numpy as np
 
 __all__ = ["Span", "chunk_spans", "stitch_chunks"]
 
@@ -90,8 +93,8 @@ def chunk_spans(num_samples: int, chunk: int, stride: int, frame: int) -> List[S
     return spans
 
 
-def stitch_chunks(outputs: Sequence[torch.Tensor], spans: Sequence[Span], frame: int, blank_index: int = 0,
-                  context: int = 3) -> torch.Tensor:
+def stitch_chunks(outputs: Sequence, spans: Sequence[Span], frame: int, blank_index: int = 0,
+                  context: int = 3):
     """Joins the log-probabilities of overlapping chunks into those of the file.
 
     Each border sits at the frame, within the middle half of the kept
@@ -102,8 +105,8 @@ def stitch_chunks(outputs: Sequence[torch.Tensor], spans: Sequence[Span], frame:
 
     Arguments
     ---------
-    outputs : sequence of torch.Tensor
-        Log-probabilities [T_i, V] of each chunk.
+    outputs : sequence of numpy.ndarray or torch.Tensor
+        Log-probabilities [T_i, V] of each chunk (on the CPU).
     spans : sequence of Span
         The chunks, from :func:`chunk_spans`.
     frame : int
@@ -116,24 +119,26 @@ def stitch_chunks(outputs: Sequence[torch.Tensor], spans: Sequence[Span], frame:
 
     Returns
     -------
-    torch.Tensor
-        Log-probabilities [T, V] of the whole file, one row per frame.
+    numpy.ndarray or torch.Tensor
+        Log-probabilities [T, V] of the whole file, one row per frame, of
+        the type of ``outputs``.
 
     Example
     -------
     >>> spans = chunk_spans(16000 * 30, 16000 * 20, 16000 * 4, 320)
-    >>> blank = torch.zeros(1500, 3); blank[:, 1:] = -9  # 30 s of confident blanks
+    >>> blank = np.zeros((1500, 3), np.float32); blank[:, 1:] = -9  # 30 s of confident blanks
     >>> whole = stitch_chunks([blank[0:1000], blank[500:1500]], spans, 320)
     >>> whole.shape
-    torch.Size([1500, 3])
+    (1500, 3)
     """
+    arrays = [np.asarray(out) for out in outputs]  # torch CPU tensors: views of the same memory
     pieces, begin = [], 0  # begin: first frame of the file not yet taken
-    for i, (span, out) in enumerate(zip(spans, outputs)):
+    for i, (span, out) in enumerate(zip(spans, arrays)):
         offset = span.start // frame
         if i + 1 == len(spans):
             pieces.append(out[begin - offset:])
             break
-        after, after_offset = outputs[i + 1], spans[i + 1].start // frame
+        after, after_offset = arrays[i + 1], spans[i + 1].start // frame
         nominal = offset + span.keep_to
         reach = max(1, min(out.shape[0] - span.keep_to, spans[i + 1].keep_from) // 2)  # half the strides
         low = max(nominal - reach, after_offset + context, begin + 1)
@@ -141,11 +146,16 @@ def stitch_chunks(outputs: Sequence[torch.Tensor], spans: Sequence[Span], frame:
         border = nominal
         if low <= high:
             # score[t]: blank log-probability of both chunks over [t - context, t + context]
-            window = torch.arange(low - context, high + context + 1)
+            window = np.arange(low - context, high + context + 1)
             blank = out[window - offset, blank_index] + after[window - after_offset, blank_index]
-            score = blank.unfold(0, 2 * context + 1, 1).sum(-1)  # [high - low + 1]
-            distance = (torch.arange(low, high + 1) - nominal).abs()
-            border = low + int(torch.argmax(score - 1e-6 * distance))
+            score = np.lib.stride_tricks.sliding_window_view(blank, 2 * context + 1).sum(-1)  # [high - low + 1]
+            distance = np.abs(np.arange(low, high + 1) - nominal)
+            border = low + int(np.argmax(score - 1e-6 * distance))
         pieces.append(out[begin - offset:border - offset])
         begin = border
-    return torch.cat(pieces)
+    whole = np.concatenate(pieces)
+    if isinstance(outputs[0], np.ndarray):
+        return whole
+    import torch  # the torch backend's tensors in, a tensor out
+
+    return torch.from_numpy(whole)

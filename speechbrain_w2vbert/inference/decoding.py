@@ -2,14 +2,12 @@
 between greedy decoding and beam search with a model folder's word LM, and
 the ``decoding_function`` of exported ``EncoderASR`` folders.
 
+:func:`select_decoder` needs no torch (the ONNX runtime decides with it too).
+
 Authors: speechbrain-w2vbert contributors
 """
 
 from typing import List, Optional
-
-import torch
-
-from speechbrain_w2vbert.models.ctc import greedy_decode
 
 __all__ = ["select_decoder", "encoder_asr_decode"]
 
@@ -59,7 +57,7 @@ def select_decoder(lm_decoder=None, use_lm: Optional[bool] = None, **options):
     return lm_decoder.with_options(**chosen) if chosen else lm_decoder
 
 
-def encoder_asr_decode(log_probs: torch.Tensor, wav_lens: Optional[torch.Tensor] = None, decoder=None,
+def encoder_asr_decode(log_probs, wav_lens=None, decoder=None,
                        tokenizer=None, use_lm: Optional[bool] = None, blank_index: int = 0) -> List[List[int]]:
     """The exported folder's ``decoding_function``: label ids per utterance
     of blank-masked log-probabilities [B, T, V], by beam search with the
@@ -71,10 +69,13 @@ def encoder_asr_decode(log_probs: torch.Tensor, wav_lens: Optional[torch.Tensor]
 
     Example
     -------
+    >>> import torch
     >>> frames = torch.tensor([[1, 1, 0, 2]])
     >>> encoder_asr_decode(torch.nn.functional.one_hot(frames, 3).float().log())
     [[1, 2]]
     """
+    from speechbrain_w2vbert.models.ctc import greedy_decode
+
     del wav_lens
     beam = select_decoder(decoder, use_lm)
     if beam is None:

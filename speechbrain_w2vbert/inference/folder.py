@@ -383,7 +383,7 @@ def load_asr(source: str, savedir: Optional[str] = None, device: str = "cpu", ov
     from speechbrain.inference.ASR import EncoderASR
 
     def check(path):
-        """Refuses a missing or unsafe ``hyperparams.yaml`` (or warns, when trusted)."""
+        """Refuses a missing hyperparams.yaml, or one naming what the exports never name (unless trusted)."""
         if not os.path.isfile(path):
             raise ModelFolderError(f"{source}: no {HYPERPARAMS}: not a model folder (the recipe writes one as inference/)")
         if trust_remote_code:

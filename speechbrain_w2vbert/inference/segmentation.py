@@ -17,6 +17,11 @@ words, at their short inner pauses, so here:
    ``pad_after`` after (at most half the pause to its neighbour), so that no
    word's onset or tail is cut off (the defaults: docs/design.md#long-recordings).
 
+The PyTorch backend runs silero-vad's TorchScript model here; the ONNX
+runtime runs its ONNX model with the same steps
+(:class:`speechbrain_w2vbert.onnx.vad.OnnxVoiceActivitySegmenter`).
+Nothing here needs torch until a segmenter runs.
+
 Segments longer than the transcriber's chunk are cut again into
 overlapping chunks inside (:mod:`speechbrain_w2vbert.inference.chunking`).
 
@@ -32,8 +37,6 @@ Authors: speechbrain-w2vbert contributors
 
 import functools
 from typing import List, Sequence, Tuple
-
-import torch
 
 from speechbrain_w2vbert.audio import resample
 
@@ -137,6 +140,7 @@ class VoiceActivitySegmenter:
 
     Example
     -------
+    >>> import torch
     >>> segmenter = VoiceActivitySegmenter()
     >>> segmenter(torch.zeros(32000))  # digital silence: no speech
     []
@@ -158,23 +162,24 @@ class VoiceActivitySegmenter:
         self.pad_before = pad_before
         self.pad_after = pad_after
 
-    def speech(self, wav: torch.Tensor) -> List[Span]:
+    def speech(self, wav) -> List[Span]:
         """silero-vad's speech spans (samples of ``wav``), cut at pauses of
         at least ``min_pause``, unpadded."""
+        import torch
         from silero_vad import get_speech_timestamps
 
         rate = self.sample_rate
         if rate not in (8000, 16000):
             wav, rate = resample(wav, self.sample_rate, 16000), 16000
-        stamps = get_speech_timestamps(
-            wav.float(), _silero_model(), threshold=self.threshold, sampling_rate=rate,
-            min_speech_duration_ms=int(self.min_speech * 1000), min_silence_duration_ms=int(self.min_pause * 1000),
-            speech_pad_ms=0)
+        with torch.no_grad():
+            stamps = get_speech_timestamps(
+                wav.float(), _silero_model(), threshold=self.threshold, sampling_rate=rate,
+                min_speech_duration_ms=int(self.min_speech * 1000),
+                min_silence_duration_ms=int(self.min_pause * 1000), speech_pad_ms=0)
         scale = self.sample_rate / rate
         return [(int(s["start"] * scale), int(s["end"] * scale)) for s in stamps]
 
-    @torch.no_grad()
-    def __call__(self, wav: torch.Tensor) -> List[Span]:
+    def __call__(self, wav) -> List[Span]:
         """Speech segments ``[(start, end), ...]`` of a 1-D waveform, in
         samples, in order, not overlapping; ``[]`` when it holds no speech."""
         spans = join_segments(self.speech(wav), self.sample_rate, self.min_segment, self.join_pause)

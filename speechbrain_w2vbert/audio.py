@@ -63,7 +63,8 @@ def read_audio(path: str, sample_rate: int = 16000, min_samples: int = 1) -> tor
     Raises
     ------
     AudioError
-        The file is unreadable, empty or shorter than ``min_samples``.
+        The file is unreadable, empty, holds samples that are not finite
+        numbers, or is shorter than ``min_samples``.
 
     Example
     -------
@@ -72,12 +73,18 @@ def read_audio(path: str, sample_rate: int = 16000, min_samples: int = 1) -> tor
     >>> soundfile.write(path, torch.zeros(8000, 2).numpy(), 8000)
     >>> read_audio(path).shape
     torch.Size([16000])
+    >>> soundfile.write(path, torch.full((100, 1), float("nan")).numpy(), 8000, subtype="FLOAT")
+    >>> read_audio(path)
+    Traceback (most recent call last):
+    ...
+    speechbrain_w2vbert.audio.AudioError: 100 samples are not finite numbers (NaN or infinity): a damaged float recording
     >>> soundfile.write(path, torch.zeros(100, 1).numpy(), 8000)
     >>> read_audio(path, min_samples=560)
     Traceback (most recent call last):
     ...
     speechbrain_w2vbert.audio.AudioError: too short: 0.013 s (200 samples at 16000 Hz; at least 560 needed)
     """
+    import numpy as np
     import soundfile
 
     try:
@@ -86,6 +93,9 @@ def read_audio(path: str, sample_rate: int = 16000, min_samples: int = 1) -> tor
         raise AudioError(f"unreadable: {error}") from None
     if data.shape[0] == 0:
         raise AudioError("empty: no audio samples")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{int(np.size(data) - np.isfinite(data).sum())} samples are not finite numbers (NaN or "
+                         "infinity): a damaged float recording")
     wav = resample(torch.from_numpy(data), rate, sample_rate)
     if wav.shape[0] < min_samples:
         raise AudioError(

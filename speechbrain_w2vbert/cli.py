@@ -10,6 +10,9 @@
         [--max-line-chars 42] [--max-cue-seconds 7]
     w2vbert-asr align MODEL AUDIO TRANSCRIPT [AUDIO TRANSCRIPT...] [--format json|srt|vtt|textgrid]
         [--output PATH] [--segment vad|fixed] [--int8] [--device cpu]
+    w2vbert-asr serve MODEL [--host 127.0.0.1] [--port 8000] [--backend torch|onnx] [--api-key KEY]
+        [--max-batch 16] [--max-wait-ms 5] [--max-queue 64] [--max-upload-mb 25] [--max-audio-seconds 1800]
+        [--timeout 300] [--device cpu]
     w2vbert-asr export-hf MODEL OUT_DIR
 
 ``MODEL`` is an ``EncoderASR`` folder written by the recipe (``inference/``)
@@ -58,6 +61,10 @@ word bonus tuned by the recipe; ``--beam-size``, ``--lm-weight`` and
 natural-log units; they need the LM). ``export-hf`` writes the folder's LM
 in pyctcdecode's layout beside the model.
 
+``serve`` serves the model over HTTP (:mod:`speechbrain_w2vbert.serve`):
+OpenAI's ``POST /v1/audio/transcriptions``, an alignment route, a web page
+at ``/``; requests are batched across clients; see docs/service.md.
+
 Example
 -------
 >>> parser = build_parser()
@@ -102,7 +109,7 @@ FileResult = Tuple[str, object]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``w2vbert-asr`` argument parser (subcommands ``transcribe`` and ``export-hf``)."""
+    """The ``w2vbert-asr`` argument parser (subcommands ``transcribe``, ``align``, ``serve``, ``export-hf``)."""
     parser = argparse.ArgumentParser(prog="w2vbert-asr", description="w2v-BERT 2.0 CTC speech recognition.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -118,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="open a model folder whose hyperparams.yaml names code this package's exports never "
                               "name (it runs that code: only for authors you trust)")
 
-    def audio_options(sub):
-        """How audio is cut and run (transcribe, align)."""
+    def audio_options(sub, files=True):
+        """How audio is cut and run (transcribe, align; serve without the file options)."""
         sub.add_argument("--segment", choices=("vad", "fixed"), default="vad",
                          help="files longer than a chunk: cut at pauses (vad) or in fixed chunks (default: vad)")
         sub.add_argument("--min-pause", type=float, default=0.5,
@@ -134,9 +141,25 @@ def build_parser() -> argparse.ArgumentParser:
                          help="seconds of context on each side of a chunk, dropped from its output (default: 4)")
         sub.add_argument("--int8", action="store_true",
                          help="int8 dynamic quantisation of the encoder's linear layers (CPU; faster: docs/benchmarks.md)")
+        if not files:
+            sub.set_defaults(no_progress=True, output=None)
+            return
         sub.add_argument("--no-progress", action="store_true", help="no progress bar for chunked files")
         sub.add_argument("--output", help="output file (or folder for subtitles/TextGrids of several files); "
                                           "default stdout")
+
+    def lm_options(sub, hotwords=True):
+        """Beam search with the folder's LM (transcribe; serve takes hotwords per request)."""
+        sub.add_argument("--lm", action=argparse.BooleanOptionalAction, default=None,
+                         help="beam search with the folder's word LM (default: when the folder has one)")
+        sub.add_argument("--beam-size", type=int, help="beams per frame (default: the folder's)")
+        sub.add_argument("--lm-weight", type=float, help="LM weight, alpha >= 0 (default: the folder's, tuned on dev)")
+        sub.add_argument("--word-bonus", type=float, help="score added per word, beta (default: the folder's)")
+        if hotwords:
+            sub.add_argument("--hotwords", nargs="+", default=(), metavar="WORD", help="words or phrases to favour")
+        else:
+            sub.set_defaults(hotwords=())
+        sub.add_argument("--hotword-weight", type=float, help="bonus per hotword, natural-log units (default: 10)")
 
     sub = commands.add_parser("transcribe", help="transcribe audio files")
     model_options(sub)
@@ -148,13 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="srt/vtt: words of confidence below C (0-1) in italics")
     sub.add_argument("--max-line-chars", type=int, default=42, help="srt/vtt: characters per line (default: 42)")
     sub.add_argument("--max-cue-seconds", type=float, default=7.0, help="srt/vtt: seconds per cue (default: 7)")
-    sub.add_argument("--lm", action=argparse.BooleanOptionalAction, default=None,
-                     help="beam search with the folder's word LM (default: when the folder has one)")
-    sub.add_argument("--beam-size", type=int, help="beams per frame (default: the folder's)")
-    sub.add_argument("--lm-weight", type=float, help="LM weight, alpha >= 0 (default: the folder's, tuned on dev)")
-    sub.add_argument("--word-bonus", type=float, help="score added per word, beta (default: the folder's)")
-    sub.add_argument("--hotwords", nargs="+", default=(), metavar="WORD", help="words or phrases to favour")
-    sub.add_argument("--hotword-weight", type=float, help="bonus per hotword, natural-log units (default: 10)")
+    lm_options(sub)
 
     sub = commands.add_parser("align", help="align known transcripts to their audio (forced alignment)")
     model_options(sub)
@@ -163,10 +180,41 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--format", choices=ALIGN_FORMATS, default="json", help="output format (default: json)")
     audio_options(sub)
 
+    _serve_parser(commands, model_options, audio_options, lm_options)
+
     sub = commands.add_parser("export-hf", help="write a transformers Wav2Vec2BertForCTC folder + processor")
     model_options(sub)
     sub.add_argument("out_dir", help="output folder")
     return parser
+
+
+def _serve_parser(commands, model_options, audio_options, lm_options) -> None:
+    """The ``serve`` subcommand's options."""
+    sub = commands.add_parser("serve", help="serve the model over HTTP: OpenAI's audio transcription API and a "
+                                            "web page (docs/service.md)")
+    model_options(sub)
+    sub.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: every interface)")
+    sub.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free port)")
+    sub.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="what runs the model (default: torch)")
+    sub.add_argument("--api-key", default=os.environ.get("W2VBERT_ASR_API_KEY"),
+                     help="Bearer key the /v1 routes need (default: $W2VBERT_ASR_API_KEY; none: no key)")
+    sub.add_argument("--model-name", help="the model's id in /v1/models (default: the folder's name)")
+    sub.add_argument("--language", default="nepali", help="the model's language as verbose_json names it")
+    sub.add_argument("--max-batch", type=int, default=16, help="requests per model call at most (default: 16)")
+    sub.add_argument("--max-wait-ms", type=float, default=5.0,
+                     help="milliseconds to wait for more requests to batch (default: 5)")
+    sub.add_argument("--max-queue", type=int, default=64,
+                     help="requests waiting for the model at most; more get 503 (default: 64)")
+    sub.add_argument("--max-upload-mb", type=float, default=25.0, help="megabytes per upload at most (default: 25)")
+    sub.add_argument("--max-audio-seconds", type=float, default=1800.0,
+                     help="seconds per recording at most (default: 1800)")
+    sub.add_argument("--timeout", type=float, default=300.0,
+                     help="seconds per request at most, upload to answer; then 504 (default: 300)")
+    sub.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                     help="uvicorn's log level (default: info)")
+    audio_options(sub, files=False)
+    lm_options(sub, hotwords=False)
 
 
 def transcribe_files(transcriber: Transcriber, paths: Sequence[str], timestamps: bool = False) -> List[FileResult]:
@@ -333,11 +381,50 @@ def _run_export(args, asr) -> int:
     return 0
 
 
+def _run_serve(args, asr) -> int:
+    try:
+        from speechbrain_w2vbert.serve.app import ServiceSettings, create_app, run_server
+        from speechbrain_w2vbert.serve.backends import BackendError, TorchBackend, onnx_backend
+    except ImportError as error:
+        raise SystemExit(f"w2vbert-asr serve needs the serve extra ({error.name} is missing): "
+                         "pip install 'speechbrain-w2vbert[serve]'") from None
+    if args.backend == "onnx":
+        try:
+            backend = onnx_backend(args.model, args.device)
+        except BackendError as error:
+            raise SystemExit(f"w2vbert-asr: {error}") from None
+    else:
+        backend = TorchBackend(_transcriber(args, asr, _decoder(args, asr)))
+    settings = ServiceSettings(
+        model_id=args.model_name or os.path.basename(os.path.normpath(args.model)), language=args.language,
+        api_key=args.api_key or None, max_upload_mb=args.max_upload_mb, max_audio_seconds=args.max_audio_seconds,
+        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, timeout=args.timeout)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
+        print(f"w2vbert-asr serve: listening on {args.host} without --api-key: anyone who reaches this port can use "
+              "the model", file=sys.stderr)
+    try:
+        app = create_app(backend, settings)
+    except ValueError as error:
+        raise SystemExit(f"w2vbert-asr serve: {error}") from None
+
+    def announce(url):
+        print(f"w2vbert-asr serve: {settings.model_id} on {url} (web page {url}/, API {url}/v1, ready when "
+              f"{url}/ready answers 200)", file=sys.stderr, flush=True)
+
+    try:
+        run_server(app, args.host, args.port, args.log_level, announce)
+    except OSError as error:  # the address is taken, or not this machine's
+        raise SystemExit(f"w2vbert-asr serve: cannot listen on {args.host}:{args.port}: {error.strerror}") from None
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``w2vbert-asr``; returns the exit status."""
     args = build_parser().parse_args(argv)
     with contextlib.ExitStack() as stack:
         savedir = args.savedir or stack.enter_context(tempfile.TemporaryDirectory(prefix="w2vbert-asr-"))
+        if getattr(args, "backend", "torch") != "torch":  # its own folder format
+            return _run_serve(args, None)
         try:
             asr = load_asr(args.model, savedir, args.device, trust_remote_code=args.trust_remote_code,
                            revision=args.revision)
@@ -347,6 +434,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _run_transcribe(args, asr)
         if args.command == "align":
             return _run_align(args, asr)
+        if args.command == "serve":
+            return _run_serve(args, asr)
         return _run_export(args, asr)
 
 

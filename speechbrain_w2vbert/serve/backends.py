@@ -1,0 +1,139 @@
+"""What the service runs a model with: the :class:`Backend` protocol, and
+the torch backend (:class:`TorchBackend`, the
+:class:`~speechbrain_w2vbert.inference.transcriber.Transcriber`).
+
+A backend reads uploaded files, transcribes waveforms in batches and, if it
+can, aligns known transcripts; the service calls nothing else, from one
+worker thread. Backends that decode with a word LM may also favour a
+request's hotwords (:meth:`TorchBackend.with_hotwords`).
+
+Authors: speechbrain-w2vbert contributors
+"""
+
+import copy
+import importlib.util
+from collections import OrderedDict
+from typing import Any, List, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
+
+from speechbrain_w2vbert.audio import AudioError
+from speechbrain_w2vbert.inference.decoding import select_decoder
+from speechbrain_w2vbert.inference.results import Alignment, Transcript
+
+__all__ = ["Backend", "BackendError", "TorchBackend", "onnx_backend", "MAX_HOTWORDS"]
+
+#: Hotwords of one request at most.
+MAX_HOTWORDS = 100
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot be opened (what is missing, what to do)."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the service needs of a model.
+
+    ``sample_rate`` (Hz) is the model's; ``name`` names the backend
+    (``torch``, ``onnx``) in messages.
+    """
+
+    name: str
+    sample_rate: int
+
+    def read(self, path: str) -> Any:
+        """The file's waveform at :attr:`sample_rate` (mono); raises
+        ``AudioError`` for a file that cannot be transcribed."""
+
+    def transcribe_waveforms(self, wavs: Sequence[Any], timestamps: bool = False,
+                             sample_rate: Optional[int] = None) -> List[Union[Transcript, AudioError]]:
+        """One :class:`Transcript` (or the ``AudioError`` of a waveform
+        without speech) per waveform, in order; all of them batched."""
+
+
+class TorchBackend:
+    """The torch backend: a :class:`~speechbrain_w2vbert.inference.transcriber.Transcriber`
+    (with the decoder :func:`~speechbrain_w2vbert.inference.decoding.select_decoder`
+    chose for the model folder), plus hotwords per request.
+
+    Arguments
+    ---------
+    transcriber : Transcriber
+        Reads, transcribes and aligns.
+    cached_hotword_sets : int
+        Decoders with hotwords kept for reuse (each loads the LM once).
+
+    Example
+    -------
+    >>> from speechbrain_w2vbert.inference.transcriber import Transcriber
+    >>> isinstance(TorchBackend.__new__(TorchBackend), Backend)
+    True
+    """
+
+    name = "torch"
+
+    def __init__(self, transcriber, cached_hotword_sets: int = 8):
+        self.transcriber = transcriber
+        self.sample_rate = transcriber.sample_rate
+        self.min_samples = transcriber.min_samples
+        self._variants: "OrderedDict[Tuple[str, ...], Any]" = OrderedDict()
+        self._cached = cached_hotword_sets
+
+    def read(self, path: str):
+        """:meth:`Transcriber.read`."""
+        return self.transcriber.read(path)
+
+    def transcribe_waveforms(self, wavs, timestamps: bool = False, sample_rate: Optional[int] = None):
+        """:meth:`Transcriber.transcribe_waveforms`."""
+        return self.transcriber.transcribe_waveforms(wavs, timestamps, sample_rate)
+
+    def align_waveform(self, wav, transcript: str, sample_rate: Optional[int] = None) -> Alignment:
+        """:meth:`Transcriber.align_waveform`."""
+        return self.transcriber.align_waveform(wav, transcript, sample_rate)
+
+    @property
+    def uses_lm(self) -> bool:
+        """Whether it decodes by beam search with the folder's word LM."""
+        return self.transcriber.decoder is not None
+
+    def with_hotwords(self, hotwords: Sequence[str]) -> "TorchBackend":
+        """This backend favouring ``hotwords`` (words or phrases) in its
+        beam search; the same backend for none.
+
+        Raises
+        ------
+        ValueError
+            Without a word LM (greedy decoding cannot favour words), or
+            more than :data:`MAX_HOTWORDS`.
+        """
+        key = tuple(sorted(set(h.strip() for h in hotwords if h.strip())))
+        if not key:
+            return self
+        if len(key) > MAX_HOTWORDS:
+            raise ValueError(f"{len(key)} hotwords, at most {MAX_HOTWORDS}")
+        if key not in self._variants:
+            decoder = select_decoder(self.transcriber.decoder, None, hotwords=key)
+            variant = copy.copy(self)
+            variant.transcriber = copy.copy(self.transcriber)
+            variant.transcriber.decoder = decoder
+            variant._variants = OrderedDict()
+            self._variants[key] = variant
+            while len(self._variants) > self._cached:
+                self._variants.popitem(last=False)
+        self._variants.move_to_end(key)
+        return self._variants[key]
+
+
+def onnx_backend(source: str, device: str = "cpu"):
+    """The ONNX runtime backend of an exported ONNX folder.
+
+    Raises
+    ------
+    BackendError
+        This installation has no ONNX runtime backend
+        (``speechbrain_w2vbert.onnx``).
+    """
+    if importlib.util.find_spec("speechbrain_w2vbert.onnx") is None:
+        raise BackendError("--backend onnx needs the ONNX runtime backend (the speechbrain_w2vbert.onnx package), "
+                           "which this version of speechbrain-w2vbert does not have: serve with --backend torch")
+    raise BackendError(f"--backend onnx: speechbrain_w2vbert.onnx is installed, but this service does not know its "
+                       f"runtime class yet (source {source}, device {device}): serve with --backend torch")

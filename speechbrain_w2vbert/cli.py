@@ -2,12 +2,13 @@
 
 ::
 
-    w2vbert-asr transcribe MODEL FILE... [--format text|json|tsv|srt|vtt] [--output PATH]
+    w2vbert-asr transcribe MODEL [FILE...] [--manifest FILES.txt] [--format text|json|tsv|srt|vtt] [--output PATH]
         [--segment vad|fixed] [--min-pause 0.5] [--vad-threshold 0.5]
         [--batch-size 8] [--chunk-length 20] [--stride-length 4] [--timestamps word] [--device cpu]
         [--int8] [--lm | --no-lm] [--beam-size N] [--lm-weight A] [--word-bonus B]
         [--hotwords WORD...] [--hotword-weight W] [--mark-confidence C]
         [--max-line-chars 42] [--max-cue-seconds 7]
+    w2vbert-asr transcribe MODEL --manifest FILES.txt --output-dir DIR [--timestamps word] [--device cuda]
     w2vbert-asr align MODEL AUDIO TRANSCRIPT [AUDIO TRANSCRIPT...] [--format json|srt|vtt|textgrid]
         [--output PATH] [--segment vad|fixed] [--int8] [--device cpu]
     w2vbert-asr serve MODEL [--host 127.0.0.1] [--port 8000] [--backend torch|onnx] [--api-key KEY]
@@ -61,6 +62,11 @@ word bonus tuned by the recipe; ``--beam-size``, ``--lm-weight`` and
 natural-log units; they need the LM). ``export-hf`` writes the folder's LM
 in pyctcdecode's layout beside the model.
 
+``--output-dir`` makes ``transcribe`` a resumable batch job
+(:mod:`speechbrain_w2vbert.inference.jobs`): one JSON per file written
+atomically, a ``summary.jsonl``, files already done skipped; under
+``torchrun`` each rank takes every n-th file on a device of its own.
+
 ``serve`` serves the model over HTTP (:mod:`speechbrain_w2vbert.serve`):
 OpenAI's ``POST /v1/audio/transcriptions``, an alignment route, a web page
 at ``/``; requests are batched across clients; see docs/service.md.
@@ -90,6 +96,8 @@ from speechbrain_w2vbert.hf import save_hf_folder
 from speechbrain_w2vbert.inference.alignment import AlignmentError, to_textgrid
 from speechbrain_w2vbert.inference.decoding import select_decoder
 from speechbrain_w2vbert.inference.folder import ModelFolderError, asr_model, folder_lm_decoder, load_asr
+from speechbrain_w2vbert.inference.jobs import (TranscriptionJob, distributed_rank, rank_device, read_manifest,
+                                               transcribe_paths)
 from speechbrain_w2vbert.inference.manifest import ManifestError
 from speechbrain_w2vbert.inference.quantization import quantize_asr_int8
 from speechbrain_w2vbert.inference.results import Transcript
@@ -163,7 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser("transcribe", help="transcribe audio files")
     model_options(sub)
-    sub.add_argument("files", nargs="+", help="audio files (any format soundfile reads)")
+    sub.add_argument("files", nargs="*", help="audio files (any format soundfile reads)")
+    sub.add_argument("--manifest", help="a text file of audio paths, one per line (with or instead of FILES)")
+    sub.add_argument("--output-dir", help="a batch job: one JSON per file in DIR/transcripts/, a summary.jsonl; "
+                                          "files already done are skipped; under torchrun each rank takes its "
+                                          "share of the files (docs/service.md#batch-jobs)")
     sub.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     audio_options(sub)
     sub.add_argument("--timestamps", choices=("word",), help="add word times and confidences (json)")
@@ -219,18 +231,9 @@ def _serve_parser(commands, model_options, audio_options, lm_options) -> None:
 
 def transcribe_files(transcriber: Transcriber, paths: Sequence[str], timestamps: bool = False) -> List[FileResult]:
     """Transcribe files: one ``(path, Transcript)`` per path, in order, or
-    ``(path, message)`` for a file that could not be transcribed."""
-    wavs, readable, results = [], [], []
-    for path in paths:
-        try:
-            wavs.append(transcriber.read(path))
-            readable.append(len(results))
-            results.append((path, None))
-        except AudioError as error:
-            results.append((path, str(error)))
-    for i, result in zip(readable, transcriber.transcribe_waveforms(wavs, timestamps)):
-        results[i] = (results[i][0], result if isinstance(result, Transcript) else str(result))
-    return results
+    ``(path, message)`` for a file that could not be transcribed
+    (:func:`speechbrain_w2vbert.inference.jobs.transcribe_paths`)."""
+    return transcribe_paths(transcriber, paths, timestamps)
 
 
 def align_files(transcriber: Transcriber, pairs: Sequence[Tuple[str, str]]) -> List[FileResult]:
@@ -350,7 +353,39 @@ def _needs_folder(args, count: int) -> None:
         raise SystemExit(f"w2vbert-asr: --format {args.format} with several files needs --output FOLDER")
 
 
+def _input_files(args) -> List[str]:
+    """FILES and the manifest's paths; exits when there are none."""
+    files = list(args.files)
+    if args.manifest:
+        try:
+            files += read_manifest(args.manifest)
+        except (OSError, UnicodeDecodeError) as error:
+            raise SystemExit(f"w2vbert-asr: --manifest {args.manifest}: {error}") from None
+    if not files:
+        raise SystemExit("w2vbert-asr transcribe: no files: give FILE... or --manifest FILES.txt")
+    return files
+
+
+def _run_job(args, transcriber) -> int:
+    """``--output-dir``: this rank's share of a resumable batch job."""
+    if args.output is not None or args.format != "text":
+        raise SystemExit("w2vbert-asr transcribe: --output-dir writes JSON per file; leave out --output and --format")
+    rank, world, _ = distributed_rank()
+    try:
+        job = TranscriptionJob(args.output_dir, _input_files(args))
+    except ValueError as error:
+        raise SystemExit(f"w2vbert-asr transcribe: {error}") from None
+    counts = job.run(transcriber, rank, world, timestamps=args.timestamps == "word")
+    where = f"rank {rank} of {world}: " if world > 1 else ""
+    print(f"w2vbert-asr: {where}{counts['transcribed']} transcribed, {counts['failed']} failed (see "
+          f"{os.path.join(args.output_dir, 'errors')}), {counts['already_done']} already done", file=sys.stderr)
+    return 1 if counts["failed"] else 0
+
+
 def _run_transcribe(args, asr) -> int:
+    if args.output_dir:
+        return _run_job(args, _transcriber(args, asr, _decoder(args, asr)))
+    args.files = _input_files(args)
     _needs_folder(args, len(args.files))
     if args.mark_confidence is not None and not 0 <= args.mark_confidence <= 1:
         raise SystemExit("w2vbert-asr: --mark-confidence must be in [0, 1]")
@@ -425,6 +460,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         savedir = args.savedir or stack.enter_context(tempfile.TemporaryDirectory(prefix="w2vbert-asr-"))
         if getattr(args, "backend", "torch") != "torch":  # its own folder format
             return _run_serve(args, None)
+        if getattr(args, "output_dir", None):  # a batch job's rank: one device each
+            _, world, local_rank = distributed_rank()
+            args.device = rank_device(args.device, local_rank, world)
         try:
             asr = load_asr(args.model, savedir, args.device, trust_remote_code=args.trust_remote_code,
                            revision=args.revision)

@@ -28,7 +28,8 @@ WINGS = {
     "training": {"audio", "models", "text"},
     "inference": {"audio", "models", "text", "lm"},
     "hf": {"models", "text", "lm"},
-    "cli": {"audio", "models", "text", "lm", "inference", "hf"},
+    "serve": {"audio", "models", "text", "lm", "inference"},
+    "cli": {"audio", "models", "text", "lm", "inference", "hf", "serve"},
 }
 
 #: Modules that import, and whose doctests pass, without torch: the text
@@ -36,7 +37,8 @@ WINGS = {
 TORCH_FREE = ["speechbrain_w2vbert", "speechbrain_w2vbert.environment", "speechbrain_w2vbert.text.normalize",
               "speechbrain_w2vbert.text.tokenizer", "speechbrain_w2vbert.text.corpus",
               "speechbrain_w2vbert.inference.results", "speechbrain_w2vbert.inference.timestamps",
-              "speechbrain_w2vbert.inference.subtitles"]
+              "speechbrain_w2vbert.inference.subtitles", "speechbrain_w2vbert.serve.errors",
+              "speechbrain_w2vbert.serve.forms", "speechbrain_w2vbert.serve.batching"]
 #: Modules that import without torch (what they do with it comes later).
 TORCH_FREE_IMPORT = ["speechbrain_w2vbert.compat", "speechbrain_w2vbert.text.scoring"]
 

@@ -205,6 +205,7 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
 
     settings = settings or ServiceSettings()
     created = int(time.time())
@@ -264,8 +265,11 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
                            param="file", code="file_too_large")
         folder = tempfile.mkdtemp(prefix="request-", dir=request.app.state.private_dir)
         try:
-            form = await read_form(request.stream(), request.headers.get("content-type"), folder,
-                                   settings.max_upload_bytes)
+            try:
+                form = await read_form(request.stream(), request.headers.get("content-type"), folder,
+                                       settings.max_upload_bytes)
+            except ClientDisconnect:
+                raise APIError(400, "the client disconnected during the upload") from None
             _check_fields(form, allowed)
             if form.file("file") is None:
                 sent = "as a text field, not a file" if form.values("file") else "missing"
@@ -400,7 +404,7 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
             raise APIError(503, "not ready: the model is warming up", code="not_ready")
         if batcher.queued >= batcher.max_queue:
             raise APIError(503, f"not ready: the queue is full ({batcher.queued} requests)", code="queue_full")
-        return {"status": "ready", "queued": batcher.queued, "max_queue": batcher.max_queue}
+        return {"status": "ready", "queued": batcher.queued, "max_queue": batcher.max_queue, **batcher.totals}
 
     page = importlib.resources.files("speechbrain_w2vbert.serve").joinpath("static/index.html").read_text("utf-8")
 

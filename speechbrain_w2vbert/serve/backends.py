@@ -64,9 +64,20 @@ class TorchBackend:
 
     Example
     -------
+    >>> import os, tempfile, torch
+    >>> from speechbrain_w2vbert import TINY_CONFIG_DIR
+    >>> from speechbrain_w2vbert.inference.folder import export_inference_folder, load_asr
     >>> from speechbrain_w2vbert.inference.transcriber import Transcriber
-    >>> isinstance(TorchBackend.__new__(TorchBackend), Backend)
-    True
+    >>> from speechbrain_w2vbert.models.w2vbert import W2VBert
+    >>> from speechbrain_w2vbert.text.tokenizer import CharTokenizer
+    >>> tok, tmp = CharTokenizer.build(["राम घर"]), tempfile.mkdtemp()
+    >>> _ = export_inference_folder(os.path.join(tmp, "m"), W2VBert(TINY_CONFIG_DIR, pretrained=False),
+    ...                             torch.nn.Linear(144, tok.vocab_size), tok)
+    >>> backend = TorchBackend(Transcriber(load_asr(os.path.join(tmp, "m"), os.path.join(tmp, "c"))))
+    >>> isinstance(backend, Backend), backend.sample_rate, backend.uses_lm
+    (True, 16000, False)
+    >>> [type(result).__name__ for result in backend.transcribe_waveforms([torch.zeros(16000)], True)]
+    ['Transcript']
     """
 
     name = "torch"

@@ -90,6 +90,7 @@ class Batcher:
         self._held: Deque[Job] = deque()  # taken while gathering, run next
         self._thread: Optional[threading.Thread] = None
         self.calls: List[int] = []  #: jobs in each model call, in order (the last 1000)
+        self.totals = {"model_calls": 0, "transcribed": 0}  #: transcription calls and jobs since the start
         self.ready = threading.Event()  #: set once the warm-up call has run
 
     # ------------------------------------------------------------ event loop side
@@ -209,7 +210,9 @@ class Batcher:
                 continue
             for job, result in zip(group, results):
                 self._deliver(job, result)
-        self.calls = (self.calls + [len(jobs)])[-1000:]
+        self.calls = (self.calls + [len(jobs)])[-1000:]  # a new list: readers in other threads see a whole one
+        self.totals = {"model_calls": self.totals["model_calls"] + 1,
+                       "transcribed": self.totals["transcribed"] + len(jobs)}
 
     def _align(self, job: Job) -> None:
         try:

@@ -443,6 +443,7 @@ def _run_serve(args, asr) -> int:
         raise SystemExit(f"w2vbert-asr serve: {error}") from None
 
     def announce(url):
+        """Prints where the service listens, once bound."""
         print(f"w2vbert-asr serve: {settings.model_id} on {url} (web page {url}/, API {url}/v1, ready when "
               f"{url}/ready answers 200)", file=sys.stderr, flush=True)
 

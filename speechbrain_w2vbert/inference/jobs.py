@@ -193,6 +193,7 @@ class TranscriptionJob:
         groups = [paths[i:i + size] for i in range(0, len(paths), size)]
 
         def read(group):
+            """The group with its read results (in the reader thread)."""
             return (group, *_read(transcriber, group))
 
         with concurrent.futures.ThreadPoolExecutor(1) as reader:

@@ -212,6 +212,7 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        """The private folder and the model's worker, for the life of the app."""
         private = tempfile.mkdtemp(prefix="w2vbert-serve-", dir=settings.temp_dir)  # mode 0700
         batcher = Batcher(backend, settings.max_batch, settings.max_wait_ms, settings.max_queue)
         app.state.private_dir, app.state.batcher = private, batcher
@@ -228,24 +229,29 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
     # ------------------------------------------------------------ errors
     @app.exception_handler(APIError)
     async def api_error(request, error: APIError):
+        """An :class:`APIError` as its JSON body and status."""
         return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request, error: HTTPException):
+        """Unknown routes and methods, in OpenAI's shape."""
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code)
         message = f"{request.method} {request.url.path}: {error.detail}"
         return await api_error(request, APIError(error.status_code, message, code=code))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request, error: RequestValidationError):
+        """FastAPI's validation errors, in OpenAI's shape."""
         return await api_error(request, APIError(400, f"invalid request: {error.errors()}"))
 
     @app.exception_handler(Exception)
     async def server_error(request, error: Exception):
+        """Anything unexpected: logged, and a 500 in OpenAI's shape."""
         logger.exception("%s %s failed", request.method, request.url.path)
         return await api_error(request, APIError(500, f"internal error ({type(error).__name__}: {error})"))
 
     def authorize(request: Request) -> None:
+        """Raises 401 unless the request carries the API key (when there is one)."""
         if settings.api_key is None:
             return
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
@@ -291,6 +297,7 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
         return wav
 
     async def model_run(coroutine):
+        """Awaits a batcher job; a full queue is a 503."""
         try:
             return await coroutine
         except QueueFull as error:
@@ -298,6 +305,7 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
                            headers={"Retry-After": "1"}) from None
 
     async def limited(handler, request: Request):
+        """Runs a handler within the time limit (504 after it)."""
         try:
             return await asyncio.wait_for(handler(request), settings.timeout)
         except asyncio.TimeoutError:
@@ -305,6 +313,7 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
                            code="timeout") from None
 
     async def transcribe(request: Request):
+        """The transcription route's work (see the module doc)."""
         async with upload(request, TRANSCRIPTION_FIELDS) as form:
             if not form.value("model"):
                 raise APIError(400, "model: missing (any name is accepted; GET /v1/models names this one)",
@@ -346,6 +355,7 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
             return Response(body, media_type=MEDIA_TYPES[fmt])
 
     async def align(request: Request):
+        """The alignment route's work (see the module doc)."""
         async with upload(request, ALIGNMENT_FIELDS) as form:
             if not hasattr(backend, "align_waveform"):
                 raise APIError(501, f"the {backend.name} backend cannot align transcripts: serve with --backend torch",
@@ -369,24 +379,31 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
     # ------------------------------------------------------------ routes
     @app.post("/v1/audio/transcriptions", summary="Transcribe audio (OpenAI's API)")
     async def transcriptions(request: Request):
+        """OpenAI's transcription form: ``file``, ``model``, ``response_format``, ``timestamp_granularities[]``,
+        ``prompt`` / ``keywords[]`` (hotwords), ``language`` and ``temperature`` (accepted)."""
         authorize(request)
         return await limited(transcribe, request)
 
     @app.post("/v1/audio/alignments", summary="Align a known transcript to its audio")
     async def alignments(request: Request):
+        """``file`` and its transcript ``text``: word and character times (``response_format`` json, srt, vtt,
+        textgrid)."""
         authorize(request)
         return await limited(align, request)
 
     def model_card():
+        """The model as OpenAI's model object."""
         return {"id": settings.model_id, "object": "model", "created": created, "owned_by": "speechbrain-w2vbert"}
 
     @app.get("/v1/models", summary="The model served")
     async def models(request: Request):
+        """The models served (one)."""
         authorize(request)
         return {"object": "list", "data": [model_card()]}
 
     @app.get("/v1/models/{model:path}", summary="One model")
     async def model(request: Request, model: str):
+        """The model served, by its id (404 for another)."""
         authorize(request)
         if model != settings.model_id:
             raise APIError(404, f"model '{model}' is not served here (this service serves '{settings.model_id}')",
@@ -395,10 +412,12 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
 
     @app.get("/health", summary="Liveness")
     async def health():
+        """Liveness: 200 while the process answers."""
         return {"status": "ok"}
 
     @app.get("/ready", summary="Readiness")
     async def ready(request: Request):
+        """Readiness: 200 once the model has run and while the queue has room, else 503; counts."""
         batcher = request.app.state.batcher
         if not (batcher.alive and batcher.ready.is_set()):
             raise APIError(503, "not ready: the model is warming up", code="not_ready")
@@ -410,6 +429,7 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():
+        """The web page."""
         return HTMLResponse(page, headers={"Content-Security-Policy": (
             "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; media-src 'self' blob:; "
             "connect-src 'self'; img-src 'self' data:")})

@@ -185,6 +185,7 @@ class Batcher:
     @staticmethod
     def _deliver(job: Job, result=None, error: Optional[BaseException] = None) -> None:
         def settle():
+            """Sets the result in the event loop (unless the caller gave up)."""
             if not job.future.done():
                 if error is None:
                     job.future.set_result(result)

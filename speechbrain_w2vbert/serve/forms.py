@@ -132,6 +132,7 @@ async def read_form(chunks: AsyncIterator[bytes], content_type: Optional[str], f
     state = {"parts": 0, "field_bytes": 0}
 
     def on_part_begin():
+        """A new part: counted, its state reset."""
         state["parts"] += 1
         if state["parts"] > max_parts:
             raise APIError(400, f"more than {max_parts} form parts")
@@ -139,16 +140,20 @@ async def read_form(chunks: AsyncIterator[bytes], content_type: Optional[str], f
         part.update(headers={}, header_field=b"", header_value=b"", data=bytearray(), out=None, upload=None)
 
     def on_header_field(data, start, end):
+        """A header name's bytes."""
         part["header_field"] += data[start:end]
 
     def on_header_value(data, start, end):
+        """A header value's bytes."""
         part["header_value"] += data[start:end]
 
     def on_header_end():
+        """One header complete."""
         part["headers"][part["header_field"].lower()] = part["header_value"]
         part["header_field"], part["header_value"] = b"", b""
 
     def on_headers_finished():
+        """The part's name; a file part gets its file in ``folder``."""
         disposition, params = parse_options_header(part["headers"].get(b"content-disposition", b""))
         name = params.get(b"name")
         if disposition != b"form-data" or name is None:
@@ -163,6 +168,7 @@ async def read_form(chunks: AsyncIterator[bytes], content_type: Optional[str], f
             form.files.setdefault(part["name"], []).append(part["upload"])
 
     def on_part_data(data, start, end):
+        """Bytes of the part: to its file or its field, within the limits."""
         size = end - start
         upload = part["upload"]
         if upload is not None:
@@ -179,6 +185,7 @@ async def read_form(chunks: AsyncIterator[bytes], content_type: Optional[str], f
         part["data"] += data[start:end]
 
     def on_part_end():
+        """The part complete: its file closed or its field's value kept."""
         if part.get("out") is not None:
             part["out"].close()
             part["out"] = None

@@ -444,3 +444,30 @@ def test_torch_backend_hotwords_need_the_lm(asr):
     assert backend.with_hotwords([]) is backend and not backend.uses_lm
     with pytest.raises(ValueError, match="hotwords need the LM"):
         backend.with_hotwords(["नेपाल"])
+
+
+def test_torch_backend_hotwords_with_the_folders_lm(tmp_path, sample_test_rows):
+    """A folder with a word LM: each hotword set gets its own decoder (the
+    folder's LM, weights and beam, plus the hotwords), kept for reuse; the
+    backend itself is unchanged; the variant transcribes."""
+    import shutil
+
+    from speechbrain_w2vbert.inference.decoding import select_decoder
+    from speechbrain_w2vbert.inference.folder import folder_lm_decoder, load_asr
+    from speechbrain_w2vbert.inference.transcriber import Transcriber
+    from speechbrain_w2vbert.serve.backends import TorchBackend
+
+    folder = str(tmp_path / "tiny_ne_model_lm")
+    shutil.copytree(os.path.join(DATA_DIR, "legacy_0.1", "tiny_ne_model_lm"), folder)
+    for name in ("encoder.ckpt", "ctc_head.ckpt"):
+        shutil.copyfile(os.path.join(MODEL, name), os.path.join(folder, name))
+    asr = load_asr(folder, str(tmp_path / "cache"))
+    lm = folder_lm_decoder(asr)
+    backend = TorchBackend(Transcriber(asr, decoder=select_decoder(lm), segmenter=None))
+    hot = backend.with_hotwords(["नेपाल", " ", "काठमाडौं"])
+    assert backend.uses_lm and hot is not backend and backend.transcriber.decoder is lm
+    assert hot.transcriber.decoder.hotwords == ["काठमाडौं", "नेपाल"]
+    assert (hot.transcriber.decoder.lm_path, hot.transcriber.decoder.lm_weight) == (lm.lm_path, lm.lm_weight)
+    assert backend.with_hotwords(["काठमाडौं", "नेपाल"]) is hot  # the same set: the same decoder
+    (result,) = hot.transcribe_waveforms([hot.read(sample_test_rows[0]["wav"])], True)
+    assert isinstance(result, Transcript) and result.text

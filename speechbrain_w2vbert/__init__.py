@@ -44,7 +44,8 @@ tests/test_layout.py), and importing the package imports none of them.
   :mod:`speechbrain_w2vbert.inference.subtitles` (SRT, WebVTT),
   :mod:`speechbrain_w2vbert.inference.quantization` (int8),
   :mod:`speechbrain_w2vbert.inference.pipeline` (``TranscriptionPipeline``:
-  batching, segments, chunks and decoding, whatever runs the network).
+  batching, segments, chunks and decoding, whatever runs the network),
+  :mod:`speechbrain_w2vbert.inference.jobs` (resumable, sharded batch jobs).
 - :mod:`speechbrain_w2vbert.onnx`: deploying without PyTorch.
   :mod:`speechbrain_w2vbert.onnx.export` (the ONNX folder; needs torch),
   :mod:`speechbrain_w2vbert.onnx.runtime` (``OnnxTranscriber``: onnxruntime
@@ -52,6 +53,14 @@ tests/test_layout.py), and importing the package imports none of them.
   SeamlessM4T features and resampling in numpy),
   :mod:`speechbrain_w2vbert.onnx.vad` (silero-vad's ONNX model),
   :mod:`speechbrain_w2vbert.onnx.quantize` (int8 graphs).
+- :mod:`speechbrain_w2vbert.serve`: the transcription service (``w2vbert-asr
+  serve``). :mod:`speechbrain_w2vbert.serve.app` (OpenAI's audio API, the
+  alignment route, the web page, the safeguards),
+  :mod:`speechbrain_w2vbert.serve.batching` (the model's worker thread:
+  requests batched across clients), :mod:`speechbrain_w2vbert.serve.backends`
+  (what runs the model), :mod:`speechbrain_w2vbert.serve.forms` (streamed
+  uploads), :mod:`speechbrain_w2vbert.serve.responses` (response formats),
+  :mod:`speechbrain_w2vbert.serve.errors` (OpenAI's error shape).
 - :mod:`speechbrain_w2vbert.audio`: reading audio files, resampling.
 - :mod:`speechbrain_w2vbert.hf`: to and from Hugging Face ``*ForCTC`` folders.
 - :mod:`speechbrain_w2vbert.cli`: the ``w2vbert-asr`` command, on top.

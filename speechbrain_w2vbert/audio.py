@@ -45,8 +45,9 @@ def _read_samples(path: str):
     Raises
     ------
     AudioError
-        The file is unreadable or empty.
+        The file is unreadable, empty, or holds samples that are not finite.
     """
+    import numpy as np
     import soundfile
 
     try:
@@ -55,6 +56,10 @@ def _read_samples(path: str):
         raise AudioError(f"unreadable: {error}") from None
     if data.shape[0] == 0:
         raise AudioError("empty: no audio samples")
+    finite = np.isfinite(data)
+    if not finite.all():
+        raise AudioError(f"{int(finite.size - finite.sum())} samples are not finite numbers (NaN or infinity): "
+                         "a damaged float recording")
     return data, rate
 
 
@@ -87,7 +92,8 @@ def read_audio(path: str, sample_rate: int = 16000, min_samples: int = 1, resamp
     Raises
     ------
     AudioError
-        The file is unreadable, empty or shorter than ``min_samples``.
+        The file is unreadable, empty, holds samples that are not finite
+        numbers, or is shorter than ``min_samples``.
 
     Example
     -------
@@ -96,6 +102,11 @@ def read_audio(path: str, sample_rate: int = 16000, min_samples: int = 1, resamp
     >>> soundfile.write(path, torch.zeros(8000, 2).numpy(), 8000)
     >>> read_audio(path).shape
     torch.Size([16000])
+    >>> soundfile.write(path, torch.full((100, 1), float("nan")).numpy(), 8000, subtype="FLOAT")
+    >>> read_audio(path)
+    Traceback (most recent call last):
+    ...
+    speechbrain_w2vbert.audio.AudioError: 100 samples are not finite numbers (NaN or infinity): a damaged float recording
     >>> soundfile.write(path, torch.zeros(100, 1).numpy(), 8000)
     >>> read_audio(path, min_samples=560)
     Traceback (most recent call last):

@@ -2,14 +2,18 @@
 
 ::
 
-    w2vbert-asr transcribe MODEL FILE... [--format text|json|tsv|srt|vtt] [--output PATH]
+    w2vbert-asr transcribe MODEL [FILE...] [--manifest FILES.txt] [--format text|json|tsv|srt|vtt] [--output PATH]
         [--segment vad|fixed] [--min-pause 0.5] [--vad-threshold 0.5]
         [--batch-size 8] [--chunk-length 20] [--stride-length 4] [--timestamps word] [--device cpu]
         [--int8] [--lm | --no-lm] [--beam-size N] [--lm-weight A] [--word-bonus B]
         [--hotwords WORD...] [--hotword-weight W] [--mark-confidence C]
         [--max-line-chars 42] [--max-cue-seconds 7]
+    w2vbert-asr transcribe MODEL --manifest FILES.txt --output-dir DIR [--timestamps word] [--device cuda]
     w2vbert-asr align MODEL AUDIO TRANSCRIPT [AUDIO TRANSCRIPT...] [--format json|srt|vtt|textgrid]
         [--output PATH] [--segment vad|fixed] [--int8] [--device cpu]
+    w2vbert-asr serve MODEL [--host 127.0.0.1] [--port 8000] [--backend torch|onnx] [--api-key KEY]
+        [--max-batch 16] [--max-wait-ms 5] [--max-queue 64] [--max-upload-mb 25] [--max-audio-seconds 1800]
+        [--timeout 300] [--device cpu]
     w2vbert-asr export-hf MODEL OUT_DIR
     w2vbert-asr export-onnx MODEL OUT_DIR [--int8] [--int8-method dynamic] [--format onnx|sherpa]
     w2vbert-asr transcribe ONNX_FOLDER FILE... --backend onnx [--int8] [--threads N] [...]
@@ -67,6 +71,15 @@ runs such a folder with onnxruntime and numpy, without torch
 (:class:`speechbrain_w2vbert.onnx.runtime.OnnxTranscriber`), with the same
 options and output (docs/onnx.md).
 
+``--output-dir`` makes ``transcribe`` a resumable batch job
+(:mod:`speechbrain_w2vbert.inference.jobs`): one JSON per file written
+atomically, a ``summary.jsonl``, files already done skipped; under
+``torchrun`` each rank takes every n-th file on a device of its own.
+
+``serve`` serves the model over HTTP (:mod:`speechbrain_w2vbert.serve`):
+OpenAI's ``POST /v1/audio/transcriptions``, an alignment route, a web page
+at ``/``; requests are batched across clients; see docs/service.md.
+
 Example
 -------
 >>> parser = build_parser()
@@ -90,6 +103,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 # What the torch path needs is imported where it is used: ``transcribe
 # --backend onnx`` runs where torch is not installed.
 from speechbrain_w2vbert.audio import AudioError
+from speechbrain_w2vbert.inference.jobs import (TranscriptionJob, distributed_rank, rank_device, read_manifest,
+                                               transcribe_paths)
 from speechbrain_w2vbert.inference.manifest import ManifestError
 from speechbrain_w2vbert.inference.results import Transcript
 from speechbrain_w2vbert.inference.safety import UnsafeFolderError
@@ -107,7 +122,7 @@ FileResult = Tuple[str, object]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``w2vbert-asr`` argument parser (subcommands ``transcribe`` and ``export-hf``)."""
+    """The ``w2vbert-asr`` argument parser (subcommands ``transcribe``, ``align``, ``serve``, ``export-hf``)."""
     parser = argparse.ArgumentParser(prog="w2vbert-asr", description="w2v-BERT 2.0 CTC speech recognition.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -123,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="open a model folder whose hyperparams.yaml names code this package's exports never "
                               "name (it runs that code: only for authors you trust)")
 
-    def audio_options(sub):
-        """How audio is cut and run (transcribe, align)."""
+    def audio_options(sub, files=True):
+        """How audio is cut and run (transcribe, align; serve without the file options)."""
         sub.add_argument("--segment", choices=("vad", "fixed"), default="vad",
                          help="files longer than a chunk: cut at pauses (vad) or in fixed chunks (default: vad)")
         sub.add_argument("--min-pause", type=float, default=0.5,
@@ -139,13 +154,33 @@ def build_parser() -> argparse.ArgumentParser:
                          help="seconds of context on each side of a chunk, dropped from its output (default: 4)")
         sub.add_argument("--int8", action="store_true",
                          help="int8 dynamic quantisation of the encoder's linear layers (CPU; faster: docs/benchmarks.md)")
+        if not files:
+            sub.set_defaults(no_progress=True, output=None)
+            return
         sub.add_argument("--no-progress", action="store_true", help="no progress bar for chunked files")
         sub.add_argument("--output", help="output file (or folder for subtitles/TextGrids of several files); "
                                           "default stdout")
 
+    def lm_options(sub, hotwords=True):
+        """Beam search with the folder's LM (transcribe; serve takes hotwords per request)."""
+        sub.add_argument("--lm", action=argparse.BooleanOptionalAction, default=None,
+                         help="beam search with the folder's word LM (default: when the folder has one)")
+        sub.add_argument("--beam-size", type=int, help="beams per frame (default: the folder's)")
+        sub.add_argument("--lm-weight", type=float, help="LM weight, alpha >= 0 (default: the folder's, tuned on dev)")
+        sub.add_argument("--word-bonus", type=float, help="score added per word, beta (default: the folder's)")
+        if hotwords:
+            sub.add_argument("--hotwords", nargs="+", default=(), metavar="WORD", help="words or phrases to favour")
+        else:
+            sub.set_defaults(hotwords=())
+        sub.add_argument("--hotword-weight", type=float, help="bonus per hotword, natural-log units (default: 10)")
+
     sub = commands.add_parser("transcribe", help="transcribe audio files")
     model_options(sub)
-    sub.add_argument("files", nargs="+", help="audio files (any format soundfile reads)")
+    sub.add_argument("files", nargs="*", help="audio files (any format soundfile reads)")
+    sub.add_argument("--manifest", help="a text file of audio paths, one per line (with or instead of FILES)")
+    sub.add_argument("--output-dir", help="a batch job: one JSON per file in DIR/transcripts/, a summary.jsonl; "
+                                          "files already done are skipped; under torchrun each rank takes its "
+                                          "share of the files (docs/service.md#batch-jobs)")
     sub.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     audio_options(sub)
     sub.add_argument("--timestamps", choices=("word",), help="add word times and confidences (json)")
@@ -153,13 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="srt/vtt: words of confidence below C (0-1) in italics")
     sub.add_argument("--max-line-chars", type=int, default=42, help="srt/vtt: characters per line (default: 42)")
     sub.add_argument("--max-cue-seconds", type=float, default=7.0, help="srt/vtt: seconds per cue (default: 7)")
-    sub.add_argument("--lm", action=argparse.BooleanOptionalAction, default=None,
-                     help="beam search with the folder's word LM (default: when the folder has one)")
-    sub.add_argument("--beam-size", type=int, help="beams per frame (default: the folder's)")
-    sub.add_argument("--lm-weight", type=float, help="LM weight, alpha >= 0 (default: the folder's, tuned on dev)")
-    sub.add_argument("--word-bonus", type=float, help="score added per word, beta (default: the folder's)")
-    sub.add_argument("--hotwords", nargs="+", default=(), metavar="WORD", help="words or phrases to favour")
-    sub.add_argument("--hotword-weight", type=float, help="bonus per hotword, natural-log units (default: 10)")
+    lm_options(sub)
 
     sub = commands.add_parser("align", help="align known transcripts to their audio (forced alignment)")
     model_options(sub)
@@ -167,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="audio files, each followed by its transcript (a UTF-8 text file, - for stdin)")
     sub.add_argument("--format", choices=ALIGN_FORMATS, default="json", help="output format (default: json)")
     audio_options(sub)
+
+    _serve_parser(commands, model_options, audio_options, lm_options)
 
     sub = commands.add_parser("export-hf", help="write a transformers Wav2Vec2BertForCTC folder + processor")
     model_options(sub)
@@ -194,20 +225,43 @@ def _add_onnx_options(commands, model_options) -> None:
                           "fire_red_asr_ctc model type (default: onnx)")
 
 
+def _serve_parser(commands, model_options, audio_options, lm_options) -> None:
+    """The ``serve`` subcommand's options."""
+    sub = commands.add_parser("serve", help="serve the model over HTTP: OpenAI's audio transcription API and a "
+                                            "web page (docs/service.md)")
+    model_options(sub)
+    sub.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: every interface)")
+    sub.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free port)")
+    sub.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                     help="torch: MODEL is an EncoderASR folder; onnx: a folder written by export-onnx, run by "
+                          "onnxruntime without torch (--int8: its int8 graph; no alignment route) (default: torch)")
+    sub.add_argument("--threads", type=int, help="--backend onnx: onnxruntime's threads (default: one per core)")
+    sub.add_argument("--api-key", default=os.environ.get("W2VBERT_ASR_API_KEY"),
+                     help="Bearer key the /v1 routes need (default: $W2VBERT_ASR_API_KEY; none: no key)")
+    sub.add_argument("--model-name", help="the model's id in /v1/models (default: the folder's name)")
+    sub.add_argument("--language", default="nepali", help="the model's language as verbose_json names it")
+    sub.add_argument("--max-batch", type=int, default=16, help="requests per model call at most (default: 16)")
+    sub.add_argument("--max-wait-ms", type=float, default=5.0,
+                     help="milliseconds to wait for more requests to batch (default: 5)")
+    sub.add_argument("--max-queue", type=int, default=64,
+                     help="requests waiting for the model at most; more get 503 (default: 64)")
+    sub.add_argument("--max-upload-mb", type=float, default=25.0, help="megabytes per upload at most (default: 25)")
+    sub.add_argument("--max-audio-seconds", type=float, default=1800.0,
+                     help="seconds per recording at most (default: 1800)")
+    sub.add_argument("--timeout", type=float, default=300.0,
+                     help="seconds per request at most, upload to answer; then 504 (default: 300)")
+    sub.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                     help="uvicorn's log level (default: info)")
+    audio_options(sub, files=False)
+    lm_options(sub, hotwords=False)
+
+
 def transcribe_files(transcriber, paths: Sequence[str], timestamps: bool = False) -> List[FileResult]:
     """Transcribe files: one ``(path, Transcript)`` per path, in order, or
-    ``(path, message)`` for a file that could not be transcribed."""
-    wavs, readable, results = [], [], []
-    for path in paths:
-        try:
-            wavs.append(transcriber.read(path))
-            readable.append(len(results))
-            results.append((path, None))
-        except AudioError as error:
-            results.append((path, str(error)))
-    for i, result in zip(readable, transcriber.transcribe_waveforms(wavs, timestamps)):
-        results[i] = (results[i][0], result if isinstance(result, Transcript) else str(result))
-    return results
+    ``(path, message)`` for a file that could not be transcribed
+    (:func:`speechbrain_w2vbert.inference.jobs.transcribe_paths`)."""
+    return transcribe_paths(transcriber, paths, timestamps)
 
 
 def align_files(transcriber, pairs: Sequence[Tuple[str, str]]) -> List[FileResult]:
@@ -337,13 +391,45 @@ def _needs_folder(args, count: int) -> None:
         raise SystemExit(f"w2vbert-asr: --format {args.format} with several files needs --output FOLDER")
 
 
+def _input_files(args) -> List[str]:
+    """FILES and the manifest's paths; exits when there are none."""
+    files = list(args.files)
+    if args.manifest:
+        try:
+            files += read_manifest(args.manifest)
+        except (OSError, UnicodeDecodeError) as error:
+            raise SystemExit(f"w2vbert-asr: --manifest {args.manifest}: {error}") from None
+    if not files:
+        raise SystemExit("w2vbert-asr transcribe: no files: give FILE... or --manifest FILES.txt")
+    return files
+
+
+def _run_job(args, transcriber) -> int:
+    """``--output-dir``: this rank's share of a resumable batch job."""
+    if args.output is not None or args.format != "text":
+        raise SystemExit("w2vbert-asr transcribe: --output-dir writes JSON per file; leave out --output and --format")
+    rank, world, _ = distributed_rank()
+    try:
+        job = TranscriptionJob(args.output_dir, _input_files(args))
+    except ValueError as error:
+        raise SystemExit(f"w2vbert-asr transcribe: {error}") from None
+    counts = job.run(transcriber, rank, world, timestamps=args.timestamps == "word")
+    where = f"rank {rank} of {world}: " if world > 1 else ""
+    print(f"w2vbert-asr: {where}{counts['transcribed']} transcribed, {counts['failed']} failed (see "
+          f"{os.path.join(args.output_dir, 'errors')}), {counts['already_done']} already done", file=sys.stderr)
+    return 1 if counts["failed"] else 0
+
+
 def _check_transcribe_options(args) -> None:
+    args.files = _input_files(args)
     _needs_folder(args, len(args.files))
     if args.mark_confidence is not None and not 0 <= args.mark_confidence <= 1:
         raise SystemExit("w2vbert-asr: --mark-confidence must be in [0, 1]")
 
 
 def _run_transcribe(args, asr) -> int:
+    if args.output_dir:
+        return _run_job(args, _transcriber(args, asr, _decoder(args, asr)))
     _check_transcribe_options(args)
     return _transcribe_and_write(args, _transcriber(args, asr, _decoder(args, asr)))
 
@@ -390,12 +476,13 @@ def _run_export_onnx(args, asr) -> int:
     return 0
 
 
-def _run_transcribe_onnx(args) -> int:
-    """``transcribe --backend onnx``: the folder written by export-onnx, without torch."""
+def _onnx_transcriber(args):
+    """The :class:`~speechbrain_w2vbert.onnx.runtime.OnnxTranscriber` of a
+    folder written by export-onnx, with the audio and LM options (exits on
+    a bad folder or options)."""
     from speechbrain_w2vbert.onnx.runtime import OnnxFolderError, OnnxTranscriber
     from speechbrain_w2vbert.onnx.vad import OnnxVoiceActivitySegmenter
 
-    _check_transcribe_options(args)
     if args.revision or args.trust_remote_code:
         raise SystemExit("w2vbert-asr: --backend onnx reads a local folder written by export-onnx "
                          "(--revision and --trust-remote-code are for EncoderASR folders)")
@@ -403,14 +490,56 @@ def _run_transcribe_onnx(args) -> int:
     try:
         if args.segment == "vad":
             segmenter = OnnxVoiceActivitySegmenter(threshold=args.vad_threshold, min_pause=args.min_pause)
-        transcriber = OnnxTranscriber(
+        return OnnxTranscriber(
             args.model, "int8" if args.int8 else None, args.chunk_length, args.stride_length, args.batch_size,
             progress=False if args.no_progress else None, use_lm=args.lm, beam_size=args.beam_size,
             lm_weight=args.lm_weight, word_bonus=args.word_bonus, hotwords=tuple(args.hotwords),
             hotword_weight=args.hotword_weight, segmenter=segmenter, num_threads=args.threads)
     except (OnnxFolderError, ManifestError, ValueError, ImportError) as error:
         raise SystemExit(f"w2vbert-asr: {error}") from None
-    return _transcribe_and_write(args, transcriber)
+
+
+def _run_transcribe_onnx(args) -> int:
+    """``transcribe --backend onnx``: the folder written by export-onnx, without torch."""
+    if args.output_dir:
+        return _run_job(args, _onnx_transcriber(args))
+    _check_transcribe_options(args)
+    return _transcribe_and_write(args, _onnx_transcriber(args))
+
+
+def _run_serve(args, asr) -> int:
+    try:
+        from speechbrain_w2vbert.serve.app import ServiceSettings, create_app, run_server
+        from speechbrain_w2vbert.serve.backends import TranscriberBackend
+    except ImportError as error:
+        raise SystemExit(f"w2vbert-asr serve needs the serve extra ({error.name} is missing): "
+                         "pip install 'speechbrain-w2vbert[serve]'") from None
+    if args.backend == "onnx":
+        backend = TranscriberBackend(_onnx_transcriber(args), "onnx")
+    else:
+        backend = TranscriberBackend(_transcriber(args, asr, _decoder(args, asr)))
+    settings = ServiceSettings(
+        model_id=args.model_name or os.path.basename(os.path.normpath(args.model)), language=args.language,
+        api_key=args.api_key or None, max_upload_mb=args.max_upload_mb, max_audio_seconds=args.max_audio_seconds,
+        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, timeout=args.timeout)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
+        print(f"w2vbert-asr serve: listening on {args.host} without --api-key: anyone who reaches this port can use "
+              "the model", file=sys.stderr)
+    try:
+        app = create_app(backend, settings)
+    except ValueError as error:
+        raise SystemExit(f"w2vbert-asr serve: {error}") from None
+
+    def announce(url):
+        """Prints where the service listens, once bound."""
+        print(f"w2vbert-asr serve: {settings.model_id} on {url} (web page {url}/, API {url}/v1, ready when "
+              f"{url}/ready answers 200)", file=sys.stderr, flush=True)
+
+    try:
+        run_server(app, args.host, args.port, args.log_level, announce)
+    except OSError as error:  # the address is taken, or not this machine's
+        raise SystemExit(f"w2vbert-asr serve: cannot listen on {args.host}:{args.port}: {error.strerror}") from None
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -418,10 +547,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "transcribe" and args.backend == "onnx":
         return _run_transcribe_onnx(args)
+    if args.command == "serve" and args.backend == "onnx":  # a folder written by export-onnx, without torch
+        return _run_serve(args, None)
     from speechbrain_w2vbert.inference.folder import ModelFolderError, load_asr
 
     with contextlib.ExitStack() as stack:
         savedir = args.savedir or stack.enter_context(tempfile.TemporaryDirectory(prefix="w2vbert-asr-"))
+        if getattr(args, "output_dir", None):  # a batch job's rank: one device each
+            _, world, local_rank = distributed_rank()
+            args.device = rank_device(args.device, local_rank, world)
         try:
             asr = load_asr(args.model, savedir, args.device, trust_remote_code=args.trust_remote_code,
                            revision=args.revision)
@@ -433,6 +567,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _run_align(args, asr)
         if args.command == "export-onnx":
             return _run_export_onnx(args, asr)
+        if args.command == "serve":
+            return _run_serve(args, asr)
         return _run_export(args, asr)
 
 

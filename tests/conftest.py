@@ -170,3 +170,62 @@ def long_recording(sample_test_rows, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("long") / "long.flac")
     sf.write(path, wav.numpy(), 16000)
     return LongRecording(path, wav, parts, alone)
+
+
+class Service(NamedTuple):
+    """A ``w2vbert-asr serve`` process serving the test model (see the ``service`` fixture)."""
+
+    url: str  #: http://127.0.0.1:PORT
+    api_key: str
+    process: "object"  #: its subprocess.Popen
+    tmpdir: str  #: its TMPDIR: the only place it may write
+    log: str  #: its stderr
+    limits: dict  #: max_upload_mb, max_audio_seconds
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory):
+    """``w2vbert-asr serve tests/data/tiny_ne_model`` in a process of its own,
+    as a user starts it (any free port, an API key, small limits: 2 MB
+    uploads, 60 s recordings), with a TMPDIR of its own; stopped at the end."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.helpers import ROOT
+
+    tmpdir = str(tmp_path_factory.mktemp("service_tmp"))
+    limits = {"max_upload_mb": 2, "max_audio_seconds": 60}
+    key = "test-key-123"
+    command = [sys.executable, "-m", "speechbrain_w2vbert.cli", "serve", MODEL, "--port", "0", "--log-level",
+               "warning", "--max-upload-mb", str(limits["max_upload_mb"]), "--max-audio-seconds",
+               str(limits["max_audio_seconds"]), "--max-wait-ms", "20"]
+    env = dict(os.environ, TMPDIR=tmpdir, PYTHONPATH=ROOT, W2VBERT_ASR_API_KEY=key)
+    log = str(tmp_path_factory.mktemp("service_log") / "stderr.txt")
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(command, cwd=tmpdir, env=env, stderr=stderr, stdin=subprocess.DEVNULL)
+    url, deadline = None, time.monotonic() + 120
+    while url is None:
+        with open(log) as f:
+            lines = [line for line in f if " on http://" in line]
+        if lines:
+            url = lines[0].split(" on ", 1)[1].split()[0]
+            break
+        assert time.monotonic() < deadline and process.poll() is None, open(log).read()[-3000:]
+        time.sleep(0.1)
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/ready", timeout=5) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline and process.poll() is None, open(log).read()[-3000:]
+        time.sleep(0.2)
+    yield Service(url, key, process, tmpdir, log, limits)
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()

@@ -29,7 +29,8 @@ WINGS = {
     "inference": {"audio", "models", "text", "lm"},
     "hf": {"models", "text", "lm"},
     "onnx": {"audio", "models", "text", "lm", "inference"},
-    "cli": {"audio", "models", "text", "lm", "inference", "hf", "onnx"},
+    "serve": {"audio", "models", "text", "lm", "inference", "onnx"},
+    "cli": {"audio", "models", "text", "lm", "inference", "hf", "onnx", "serve"},
 }
 
 #: Modules that import, and whose doctests pass, without torch: the text
@@ -40,7 +41,8 @@ TORCH_FREE = ["speechbrain_w2vbert", "speechbrain_w2vbert.environment", "speechb
               "speechbrain_w2vbert.inference.subtitles", "speechbrain_w2vbert.inference.chunking",
               "speechbrain_w2vbert.inference.pipeline", "speechbrain_w2vbert.inference.manifest",
               "speechbrain_w2vbert.onnx.frontend", "speechbrain_w2vbert.onnx.runtime", "speechbrain_w2vbert.onnx.vad",
-              "speechbrain_w2vbert.onnx.quantize", "speechbrain_w2vbert.lm.ngram"]
+              "speechbrain_w2vbert.onnx.quantize", "speechbrain_w2vbert.lm.ngram", "speechbrain_w2vbert.serve.errors",
+              "speechbrain_w2vbert.serve.forms", "speechbrain_w2vbert.serve.batching"]
 #: Modules that import without torch (what they do with it comes later).
 TORCH_FREE_IMPORT = ["speechbrain_w2vbert.compat", "speechbrain_w2vbert.text.scoring", "speechbrain_w2vbert.audio",
                      "speechbrain_w2vbert.inference.segmentation", "speechbrain_w2vbert.inference.decoding",

@@ -1108,7 +1108,9 @@ def parse_test_set(spec: Union[str, Dict[str, str]]) -> SetSpec:
     The name is optional (default: the layout, with the split for FLEURS);
     YAML turns ``name: layout:path`` into a one-key mapping, which is read
     the same. Options after ``?`` are those of :data:`SPEC_OPTIONS` (e.g.
-    ``fleurs:/data/ne_np?split=dev``, ``tsv:/x.csv?audio_column=file``).
+    ``fleurs:/data/ne_np?split=dev``, ``tsv:/x.csv?audio_column=file``); an
+    option written ``key value`` is read as ``key=value`` (SpeechBrain's
+    command-line overrides turn ``=`` into a space).
 
     Raises
     ------
@@ -1125,6 +1127,8 @@ def parse_test_set(spec: Union[str, Dict[str, str]]) -> SetSpec:
     'openslr43'
     >>> parse_test_set("cv: cv:/data/cv").name
     'cv'
+    >>> parse_test_set("fleurs_dev: fleurs:/data/ne_np?split dev").options  # as SpeechBrain's overrides pass it
+    {'split': 'dev'}
     """
     if isinstance(spec, dict):
         if len(spec) != 1:
@@ -1144,6 +1148,9 @@ def parse_test_set(spec: Union[str, Dict[str, str]]) -> SetSpec:
     path, _, query = target.strip().partition("?")
     if not path:
         raise ValueError(f"test set {spec!r}: no path")
+    # SpeechBrain's command line (--extra_test_sets=[...]) turns every '=' into a space: read "key value" back
+    query = "&".join(p if "=" in p or " " not in p.strip() else "=".join(p.strip().split(" ", 1))
+                     for p in query.split("&")) if query else query
     options = dict(parse_qsl(query, keep_blank_values=True))
     unknown = sorted(set(options) - set(SPEC_OPTIONS[layout]))
     if unknown:

@@ -246,7 +246,7 @@ def _dropped_cell(row: Dict) -> str:
     preparation, unreadable = row["preparation"], row.get("unreadable_at_decoding")
     later = f"; {len(unreadable)} unreadable when decoded" if unreadable else ""
     if preparation is None:
-        return "(prepared by the recipe)" + later
+        return "(the recipe's data preparation: prep_report.json)" + later
     dropped = preparation["dropped"]
     if not dropped:
         return f"none of {preparation['entries']}" + later
@@ -266,7 +266,7 @@ def results_markdown(rows: Sequence[Dict], notes: Sequence[str] = ()) -> str:
     >>> print(results_markdown([row]))  # doctest: +NORMALIZE_WHITESPACE
     | Set | Utterances | Hours | Words | Greedy WER % | Greedy CER % | LM WER % | LM CER % | Sentences in training text | LM OOV words | Dropped in preparation |
     | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
-    | fleurs | 1 | 0.5 | 8 | 12.50 | 4.00 | — | — | 0 of 1 | n/a | (prepared by the recipe) |
+    | fleurs | 1 | 0.5 | 8 | 12.50 | 4.00 | — | — | 0 of 1 | n/a | (the recipe's data preparation: prep_report.json) |
     """
     lines = ["| Set | Utterances | Hours | Words | Greedy WER % | Greedy CER % | LM WER % | LM CER % "
              "| Sentences in training text | LM OOV words | Dropped in preparation |",
@@ -393,7 +393,7 @@ def recipe_test_results(hparams: Dict, tokenizer, test_greedy: Dict, test_lm: Op
                         overlap(read_csv_texts(hparams["test_csv"])),
                         alignments={"greedy": hparams["test_wer_file"],
                                     "lm": hparams["test_lm_wer_file"] if test_lm else None})]
-    title = "" if lm_decoder is None else lm_note(lm_decoder)
+    title = "" if lm_decoder is None else lm_note(lm_decoder, (test_lm or {}).get("order"))
     for name, kept in extra_kept.items():
         paths = alignment_paths(folder, name)
         greedy_figures, lm_figures = score_set(kept, greedy, lm_decoder.decode if lm_decoder else None, rule,

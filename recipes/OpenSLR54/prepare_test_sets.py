@@ -1106,8 +1106,9 @@ def parse_test_set(spec: Union[str, Dict[str, str]]) -> SetSpec:
     """Parse ``"name: layout:path?key=value&..."``.
 
     The name is optional (default: the layout, with the split for FLEURS);
-    YAML turns ``name: layout:path`` into a one-key mapping, which is read
-    the same. Options after ``?`` are those of :data:`SPEC_OPTIONS` (e.g.
+    ``name:layout:path`` (no space: one shell word) is read the same, and
+    so is the one-key mapping YAML makes of ``name: layout:path``. Options
+    after ``?`` are those of :data:`SPEC_OPTIONS` (e.g.
     ``fleurs:/data/ne_np?split=dev``, ``tsv:/x.csv?audio_column=file``); an
     option written ``key value`` is read as ``key=value`` (SpeechBrain's
     command-line overrides turn ``=`` into a space).
@@ -1127,6 +1128,8 @@ def parse_test_set(spec: Union[str, Dict[str, str]]) -> SetSpec:
     'openslr43'
     >>> parse_test_set("cv: cv:/data/cv").name
     'cv'
+    >>> parse_test_set("cv17:cv:/data/cv-corpus-17.0-2024-03-15")
+    SetSpec(name='cv17', layout='cv', path='/data/cv-corpus-17.0-2024-03-15', options={})
     >>> parse_test_set("fleurs_dev: fleurs:/data/ne_np?split dev").options  # as SpeechBrain's overrides pass it
     {'split': 'dev'}
     """
@@ -1141,6 +1144,10 @@ def parse_test_set(spec: Union[str, Dict[str, str]]) -> SetSpec:
     named = re.fullmatch(r"\s*([^:\s]+):\s+(\S.*)", text, flags=re.S)
     if named and ":" in named.group(2):  # "name: layout:path" (no space after a layout's colon)
         name, text = named.group(1), named.group(2).strip()
+    else:
+        packed = re.fullmatch(r"\s*([^:\s]+):(\w+):(.+)", text, flags=re.S)
+        if packed and packed.group(2) in LAYOUTS:  # "name:layout:path", as a shell word
+            name, text = packed.group(1), f"{packed.group(2)}:{packed.group(3)}"
     layout, sep, target = text.partition(":")
     layout = layout.strip()
     if not sep or layout not in LAYOUTS:

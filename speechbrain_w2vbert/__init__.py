@@ -18,7 +18,9 @@ tests/test_layout.py), and importing the package imports none of them.
 - :mod:`speechbrain_w2vbert.text`: :mod:`speechbrain_w2vbert.text.normalize`
   (``normalize_nepali``), :mod:`speechbrain_w2vbert.text.tokenizer` (the CTC
   tokenizers), :mod:`speechbrain_w2vbert.text.corpus` (transcript files),
-  :mod:`speechbrain_w2vbert.text.scoring` (WER/CER counts).
+  :mod:`speechbrain_w2vbert.text.scoring` (``ScoringRule``: the one WER/CER
+  rule), :mod:`speechbrain_w2vbert.text.overlap` (test text already in the
+  training text or outside the LM's words).
 - :mod:`speechbrain_w2vbert.lm`: :mod:`speechbrain_w2vbert.lm.ngram`
   (``NgramLM``: word n-gram LMs of the training transcripts) and
   :mod:`speechbrain_w2vbert.lm.beam` (``LMBeamDecoder``: CTC beam search with

@@ -63,6 +63,8 @@ PRIVATE_APIS = (
      "models.wav2vec2.Wav2Vec2Encoder.output_frames: the convolution stack's output lengths"),
     ("transformers", "transformers.HubertModel._get_feat_extract_output_lengths",
      "models.wav2vec2.Wav2Vec2Encoder.output_frames (HuBERT)"),
+    ("transformers", "transformers.Wav2Vec2BertForCTC._get_feat_extract_output_lengths",
+     "recipes/OpenSLR54/evaluate.py: the valid frames of a padded batch (every *ForCTC model)"),
     ("transformers", "transformers.models.wav2vec2.modeling_wav2vec2.Wav2Vec2FeatureEncoder._freeze_parameters",
      "models.wav2vec2.Wav2Vec2Encoder: the frozen CNN feature encoder runs outside autograd"),
     ("transformers", "transformers.models.hubert.modeling_hubert.HubertFeatureEncoder._freeze_parameters",

@@ -37,6 +37,7 @@ WINGS = {
 #: wing, the result types and what turns frame paths into words and cues.
 TORCH_FREE = ["speechbrain_w2vbert", "speechbrain_w2vbert.environment", "speechbrain_w2vbert.text.normalize",
               "speechbrain_w2vbert.text.tokenizer", "speechbrain_w2vbert.text.corpus",
+              "speechbrain_w2vbert.text.overlap",
               "speechbrain_w2vbert.inference.results", "speechbrain_w2vbert.inference.timestamps",
               "speechbrain_w2vbert.inference.subtitles", "speechbrain_w2vbert.inference.chunking",
               "speechbrain_w2vbert.inference.pipeline", "speechbrain_w2vbert.inference.manifest",

@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import RECIPE_DIR, ROOT, SLICE_EVAL, SLICE_TRAIN, TINY_HPARAMS
+from tests.helpers import DATA_DIR, RECIPE_DIR, ROOT, SLICE_EVAL, SLICE_TRAIN, TINY_HPARAMS
 
 pytestmark = pytest.mark.recipe  # every test here trains through the recipe, or uses a trained run
 
@@ -93,11 +93,17 @@ def latest_checkpoint(output):
     return found
 
 
+#: The extra test set of the trained run: OpenSLR 43's layout (48 kHz WAVs), from tests/data/test_sets.
+EXTRA_SET = os.path.join(DATA_DIR, "test_sets", "openslr43")
+
+
 @pytest.fixture(scope="module")
 def trained(data, tmp_path_factory):
-    """A 3-epoch run of the whole recipe: (output folder, console output)."""
+    """A 3-epoch run of the whole recipe, with one extra test set: (output
+    folder, console output)."""
     output = str(tmp_path_factory.mktemp("trained") / "exp")
-    proc = run(recipe_args(data, output, "--number_of_epochs=3", "--valid_interval_steps=4", "--lm_decoding=True"))
+    proc = run(recipe_args(data, output, "--number_of_epochs=3", "--valid_interval_steps=4", "--lm_decoding=True",
+                           f"--extra_test_sets=[slr43: openslr43:{EXTRA_SET}]"))
     return output, proc.stdout + proc.stderr
 
 
@@ -147,6 +153,47 @@ def test_recipe_decodes_the_test_set_with_the_lm(trained):
     with open(os.path.join(output, "inference", "hyperparams.yaml"), encoding="utf-8") as f:
         assert f"lm_weight: {tuning['lm_weight']}" in f.read()
     assert {"alphabet.json", "language_model"} <= set(os.listdir(os.path.join(output, "hf_model")))
+
+
+def test_recipe_decodes_the_extra_test_sets(trained, data, tmp_path):
+    """The extra set is prepared (its drops counted), decoded with the best
+    checkpoint greedily and with the LM, its alignments written beside the
+    test split's; both are rows of test_results.md/.json and of the model
+    card, with the overlap report; and evaluate.py on the exported folder
+    gives the recipe's figures."""
+    output, _ = trained
+    with open(os.path.join(output, "test_results.json"), encoding="utf-8") as f:
+        results = json.load(f)
+    test, extra = results["rows"]
+    assert (test["set"], extra["set"]) == ("openslr54_test", "slr43")
+    logged = {r.get("decoding", "greedy"): r for r in read_log(output) if "test CER" in r}
+    assert test["utterances"] == SLICE_EVAL and test["greedy"]["WER"] == pytest.approx(logged["greedy"]["test WER"])
+    assert test["lm"]["WER"] == pytest.approx(logged["LM"]["test WER"])
+    with open(os.path.join(output, "test_sets", "slr43", "prep_report.json"), encoding="utf-8") as f:
+        report = json.load(f)
+    assert extra["utterances"] == report["kept"]["utterances"] == 2
+    assert extra["preparation"]["dropped"] == {"audio_absent": 1, "empty_file": 1}
+    assert extra["lm"] is not None and extra["overlap"]["oov_words"] is not None
+    assert test["overlap"]["sentences"] == SLICE_EVAL and test["overlap"]["in_training_text"] is not None
+    for name in ("wer_slr43.txt", "wer_slr43_lm.txt"):
+        with open(os.path.join(output, name), encoding="utf-8") as f:
+            assert f.read().count("%WER") == 2 * (2 + 1)
+    with open(os.path.join(output, "inference", "README.md"), encoding="utf-8") as f:
+        card = f.read()
+    assert "## Test sets (best dev checkpoint)" in card and "| slr43 | 2 |" in card and "2 = २" in card
+
+    import evaluate
+
+    status = evaluate.main([os.path.join(output, "inference"), "--test_set", f"slr43: openslr43:{EXTRA_SET}",
+                            "--test_set", f"openslr54_test: tsv:{data['test']}", "--train-text", data["train"],
+                            "--output_folder", str(tmp_path / "eval"), "--savedir", str(tmp_path / "sb")])
+    with open(tmp_path / "eval" / "test_results.json", encoding="utf-8") as f:
+        again = {row["set"]: row for row in json.load(f)["rows"]}
+    assert status == 0
+    for row in (extra, test):
+        for key in ("utterances", "words", "greedy", "overlap"):
+            assert again[row["set"]][key] == row[key], (row["set"], key)
+        assert again[row["set"]]["lm"]["WER"] == pytest.approx(row["lm"]["WER"])
 
 
 def test_exported_folders_name_no_path_of_the_machine(trained, data, tmp_path):

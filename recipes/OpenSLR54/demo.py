@@ -7,8 +7,13 @@ corpus in ``sample_data/``: data preparation, training with dev WER/CER
 every epoch, test decoding (greedy, then beam search with the word n-gram LM
 built from the training transcripts), export of the inference folder; then it
 loads that folder with SpeechBrain's ``EncoderASR`` and transcribes one test
-file. It prints the final dev WER/CER, the test WER/CER of both decodings and
-where the model, logs and plot are. A few minutes on two cores (``make demo`` also creates the virtual
+file. One extra test set goes through the recipe's ``extra_test_sets``: the
+sample's test speaker as OpenSLR 43 ships its recordings (48 kHz WAVs and a
+``line_index.tsv`` of raw transcripts, written by :func:`write_sample_openslr43`
+from ``sample_data/``), prepared, decoded and scored beside the test split.
+It prints the final dev WER/CER, the results table of the test split and the
+extra set (greedy and LM WER/CER, overlap with the training text, what the
+preparation dropped) and where the model, logs and plot are. A few minutes on two cores (``make demo`` also creates the virtual
 environment first)::
 
     python recipes/OpenSLR54/demo.py [--output_folder results/demo] [--fresh]
@@ -28,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -49,6 +55,63 @@ def last_stats(train_log):
     return dev, tests
 
 
+def write_sample_openslr43(folder, split_ratio=(90, 5, 5)):
+    """The bundled sample's test speakers (as the recipe's default speaker
+    split assigns them) in OpenSLR 43's layout: ``folder/ne_np_female/``
+    with ``line_index.tsv`` (``<id>\\t<raw transcript>``) and ``wavs/<id>.wav``
+    resampled to 48 kHz, 16-bit. An utterance whose FLAC does not decode
+    keeps its line without a WAV (the preparation counts it). Returns the
+    number of lines.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> write_sample_openslr43(folder)
+    20
+    >>> import soundfile
+    >>> wav = os.path.join(folder, "ne_np_female", "wavs", "01681e02b9.wav")
+    >>> soundfile.info(wav).samplerate
+    48000
+    """
+    import soundfile as sf
+
+    sys.path.insert(0, HERE)
+    sys.path.insert(0, ROOT)
+    from openslr54_prepare import speaker_split
+
+    from speechbrain_w2vbert.audio import AudioError, read_audio
+
+    zips = sorted(os.path.join(SAMPLE_DATA, name) for name in os.listdir(SAMPLE_DATA) if name.endswith(".zip"))
+    members = {}
+    for path in zips:
+        with zipfile.ZipFile(path) as archive:
+            index = archive.read("asr_nepali/utt_spk_text.tsv").decode("utf-8")
+            members.update({os.path.basename(n)[:-5]: (path, n) for n in archive.namelist() if n.endswith(".flac")})
+    lines = [line.split("\t") for line in index.splitlines() if line.count("\t") == 2]
+    split = speaker_split([speaker for _, speaker, _ in lines], split_ratio)
+    chosen = [(uid, text) for uid, speaker, text in lines if split[speaker] == "test"]
+    root = os.path.join(folder, "ne_np_female")
+    os.makedirs(os.path.join(root, "wavs"), exist_ok=True)
+    for uid, _ in chosen:
+        if uid not in members:
+            continue
+        path, name = members[uid]
+        flac = os.path.join(root, "wavs", uid + ".flac.tmp")
+        with zipfile.ZipFile(path) as archive, open(flac, "wb") as f:
+            f.write(archive.read(name))
+        try:
+            wav = read_audio(flac, 48000)
+            sf.write(os.path.join(root, "wavs", uid + ".wav"), wav.numpy(), 48000, subtype="PCM_16", format="WAV")
+        except AudioError:
+            pass
+        finally:
+            os.remove(flac)
+    with open(os.path.join(root, "line_index.tsv"), "w", encoding="utf-8") as f:
+        f.writelines(f"{uid}\t{text}\n" for uid, text in chosen)
+    return len(chosen)
+
+
 def main(argv=None):
     """Runs the demo; returns the process exit status (1 if it did not learn)."""
     parser = argparse.ArgumentParser(
@@ -62,11 +125,15 @@ def main(argv=None):
     if args.fresh and os.path.isdir(output):
         shutil.rmtree(output)
 
+    extra_set = os.path.join(output, "sample_openslr43")
+    if not os.path.isfile(os.path.join(extra_set, "ne_np_female", "line_index.tsv")):
+        write_sample_openslr43(extra_set)
     command = [
         sys.executable, os.path.join(HERE, "train.py"), HPARAMS,
         f"--data_folder={SAMPLE_DATA}",
         f"--extract_folder={os.path.join(output, 'sample_corpus')}",
         f"--output_folder={output}",
+        f"--extra_test_sets=[sample_openslr43: openslr43:{extra_set}]",
         *extra,
     ]
     print("Running:", " ".join(shlex.quote(c) for c in command), flush=True)
@@ -97,6 +164,10 @@ def main(argv=None):
             order = json.load(f)["order"]
         print(f"  test, beam search + word {order}-gram LM:             WER {tests['LM']['test WER']:.1f}%  "
               f"CER {tests['LM']['test CER']:.1f}%")
+    print("  Test sets (best dev checkpoint; the extra set is the test speaker at 48 kHz in OpenSLR 43's layout):")
+    with open(os.path.join(output, "test_results.md"), encoding="utf-8") as f:
+        table = f.read().split("\n\n")[0]
+    print("\n".join("    " + line for line in table.splitlines()))
     print(f"  EncoderASR (with the LM) on {os.path.relpath(sample['wav'], output)}:")
     print(f"    reference : {sample['wrd']}")
     print(f"    hypothesis: {hypothesis}")
@@ -105,7 +176,8 @@ def main(argv=None):
     print(f"  training log: {os.path.join(output, 'train_log.txt')}")
     print(f"  curves:       {os.path.join(output, 'training_curves.png')}")
     print(f"  test alignments: {os.path.join(output, 'wer_test.txt')} (greedy), "
-          f"{os.path.join(output, 'wer_test_lm.txt')} (LM)")
+          f"{os.path.join(output, 'wer_test_lm.txt')} (LM); wer_sample_openslr43*.txt for the extra set")
+    print(f"  results table: {os.path.join(output, 'test_results.md')} (and .json; in the model card too)")
     print("=" * 78)
     if test["test CER"] > TARGET_TEST_CER:
         print(f"The model did not learn enough: test CER above {TARGET_TEST_CER:.0f}%.")

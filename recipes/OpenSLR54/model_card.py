@@ -5,6 +5,7 @@ Authors: speechbrain-w2vbert contributors
 
 import csv
 import os
+import re
 import shlex
 
 from speechbrain_w2vbert.inference.folder import write_model_card
@@ -52,18 +53,25 @@ def shareable_path(path: str, placeholder: str) -> str:
 def shareable_command(command) -> str:
     """The training command as the user would type it again from the
     repository's root, with :func:`shareable_path` of every path in it
-    (``--key=/abs/path`` becomes ``--key=<key>`` outside the repository).
+    (``--key=/abs/path`` becomes ``--key=<key>`` outside the repository;
+    paths inside a value, as in ``--extra_test_sets=[fleurs: fleurs:/abs/path]``
+    or a YAML list, become ``<path>``).
 
     Example
     -------
     >>> shareable_command([os.path.join(ROOT, "recipes/OpenSLR54/train.py"), "hparams/w2vbert_ctc.yaml",
     ...                    "--data_folder=/home/alice/openslr54", "--precision=bf16"])
     'python recipes/OpenSLR54/train.py hparams/w2vbert_ctc.yaml --data_folder=<data_folder> --precision=bf16'
+    >>> shareable_command(["train.py", "--extra_test_sets=[cv: cv:/home/alice/cv, x: tsv:" + ROOT + "/t.csv?a=b]"])
+    "python train.py '--extra_test_sets=[cv: cv:<path>, x: tsv:t.csv?a=b]'"
     """
     words = []
     for index, word in enumerate(command):
         key, equals, value = word.partition("=")
-        if word.startswith("--") and equals:
+        if word.startswith("--") and equals and not os.path.isabs(value):
+            value = re.sub(r"(?<=[:\[ ,])/[^\s,\]?&]*", lambda m: shareable_path(m.group(0), "<path>"), value)
+            word = f"{key}={value}"
+        elif word.startswith("--") and equals:
             word = f"{key}={shareable_path(value, '<' + key.lstrip('-') + '>')}"
         elif os.path.isabs(word):
             word = shareable_path(word, "<hparams_file>" if index == 1 else "<path>")
@@ -71,10 +79,11 @@ def shareable_command(command) -> str:
     return "python " + " ".join(shlex.quote(w) if not (w.startswith("<") or "=<" in w) else w for w in words)
 
 
-def write_recipe_model_card(hparams, encoder, test_stats, command, lm_stats=None):
+def write_recipe_model_card(hparams, encoder, test_stats, command, lm_stats=None, test_sets=None):
     """The inference folder's ``README.md``: the encoder (named by its
     ``model_type``), data, split, test metrics (greedy and with the LM),
-    initialisation and the command that trained it.
+    the results table of every test set, initialisation and the command
+    that trained it.
 
     Arguments
     ---------
@@ -89,6 +98,9 @@ def write_recipe_model_card(hparams, encoder, test_stats, command, lm_stats=None
     lm_stats : dict, optional
         ``{"WER", "CER", "lm_weight", "word_bonus", "beam_size", "order"}``
         of LM decoding of the test set (None: no LM).
+    test_sets : str, optional
+        The results table (markdown, ``evaluation.recipe_test_results``):
+        the test split and the extra test sets, with the scoring rule.
 
     Returns
     -------
@@ -117,6 +129,7 @@ def write_recipe_model_card(hparams, encoder, test_stats, command, lm_stats=None
                  f"{hparams['tokenizer_type']} tokenizer. Initialised from {init}; {hparams['number_of_epochs']} epochs.",
         "Data": data,
         "Results (best dev checkpoint)": results,
+        **({"Test sets (best dev checkpoint)": test_sets} if test_sets else {}),
         "Command": f"```\n{shareable_command(command)}\n```",
         "Use": "```python\nfrom speechbrain_w2vbert.inference.folder import load_asr\n"
                "asr = load_asr(\"<this folder>\", savedir=\"pretrained\")  # checks the folder, then EncoderASR\n"

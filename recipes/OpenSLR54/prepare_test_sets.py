@@ -1106,9 +1106,12 @@ def parse_test_set(spec: Union[str, Dict[str, str]]) -> SetSpec:
     """Parse ``"name: layout:path?key=value&..."``.
 
     The name is optional (default: the layout, with the split for FLEURS);
-    YAML turns ``name: layout:path`` into a one-key mapping, which is read
-    the same. Options after ``?`` are those of :data:`SPEC_OPTIONS` (e.g.
-    ``fleurs:/data/ne_np?split=dev``, ``tsv:/x.csv?audio_column=file``).
+    ``name:layout:path`` (no space: one shell word) is read the same, and
+    so is the one-key mapping YAML makes of ``name: layout:path``. Options
+    after ``?`` are those of :data:`SPEC_OPTIONS` (e.g.
+    ``fleurs:/data/ne_np?split=dev``, ``tsv:/x.csv?audio_column=file``); an
+    option written ``key value`` is read as ``key=value`` (SpeechBrain's
+    command-line overrides turn ``=`` into a space).
 
     Raises
     ------
@@ -1125,6 +1128,10 @@ def parse_test_set(spec: Union[str, Dict[str, str]]) -> SetSpec:
     'openslr43'
     >>> parse_test_set("cv: cv:/data/cv").name
     'cv'
+    >>> parse_test_set("cv17:cv:/data/cv-corpus-17.0-2024-03-15")
+    SetSpec(name='cv17', layout='cv', path='/data/cv-corpus-17.0-2024-03-15', options={})
+    >>> parse_test_set("fleurs_dev: fleurs:/data/ne_np?split dev").options  # as SpeechBrain's overrides pass it
+    {'split': 'dev'}
     """
     if isinstance(spec, dict):
         if len(spec) != 1:
@@ -1137,6 +1144,10 @@ def parse_test_set(spec: Union[str, Dict[str, str]]) -> SetSpec:
     named = re.fullmatch(r"\s*([^:\s]+):\s+(\S.*)", text, flags=re.S)
     if named and ":" in named.group(2):  # "name: layout:path" (no space after a layout's colon)
         name, text = named.group(1), named.group(2).strip()
+    else:
+        packed = re.fullmatch(r"\s*([^:\s]+):(\w+):(.+)", text, flags=re.S)
+        if packed and packed.group(2) in LAYOUTS:  # "name:layout:path", as a shell word
+            name, text = packed.group(1), f"{packed.group(2)}:{packed.group(3)}"
     layout, sep, target = text.partition(":")
     layout = layout.strip()
     if not sep or layout not in LAYOUTS:
@@ -1144,6 +1155,9 @@ def parse_test_set(spec: Union[str, Dict[str, str]]) -> SetSpec:
     path, _, query = target.strip().partition("?")
     if not path:
         raise ValueError(f"test set {spec!r}: no path")
+    # SpeechBrain's command line (--extra_test_sets=[...]) turns every '=' into a space: read "key value" back
+    query = "&".join(p if "=" in p or " " not in p.strip() else "=".join(p.strip().split(" ", 1))
+                     for p in query.split("&")) if query else query
     options = dict(parse_qsl(query, keep_blank_values=True))
     unknown = sorted(set(options) - set(SPEC_OPTIONS[layout]))
     if unknown:

@@ -44,13 +44,14 @@ from speechbrain_w2vbert.lm.beam import LMBeamDecoder, tune_lm_weights
 from speechbrain_w2vbert.lm.ngram import LMError, NgramLM
 from speechbrain_w2vbert.models.ctc import EncoderCTC, ctc_loss, greedy_decode
 from speechbrain_w2vbert.models.lengths import absolute_lengths
-from speechbrain_w2vbert.text.normalize import normalize_nepali
+from speechbrain_w2vbert.text.scoring import stats_figures
 from speechbrain_w2vbert.text.tokenizer import build_tokenizer
 from speechbrain_w2vbert.training.data import AudioReader
 from speechbrain_w2vbert.training.plot import plot_training_curves
 from speechbrain_w2vbert.training.steps import grads_are_finite, seed_step
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from evaluation import decode_and_score, prepare_extra_test_sets, recipe_test_results, write_alignments  # noqa: E402
 from model_card import write_recipe_model_card  # noqa: E402
 from openslr54_prepare import prepare_openslr54  # noqa: E402
 
@@ -123,8 +124,8 @@ class ASR(sb.Brain):
             self._count("unreadable", [i for i, ok in zip(batch.id, readable.tolist()) if not ok])
             self._count("ctc_infeasible", [i for i, bad in zip(batch.id, infeasible.tolist()) if bad])
         else:
-            hyps = [normalize_nepali(self.tokenizer.decode_ids(ids)) for ids in greedy_decode(log_probs)]
-            refs = [normalize_nepali(text) for text in batch.wrd]
+            hyps = [self.hparams.scoring.normalize(self.tokenizer.decode_ids(ids)) for ids in greedy_decode(log_probs)]
+            refs = [self.hparams.scoring.normalize(text) for text in batch.wrd]
             hyp_words, ref_words = [h.split() for h in hyps], [r.split() for r in refs]
             self.wer_metric.append(batch.id, hyp_words, ref_words)
             self.cer_metric.append(batch.id, hyp_words, ref_words)
@@ -287,18 +288,14 @@ class ASR(sb.Brain):
         logger.info("LM tuning on %d dev utterances: weight %.2f, word bonus %.2f (dev WER %.2f, CER %.2f; "
                     "%d grid points in %.1f s)", tuning["utterances"], tuning["lm_weight"], tuning["word_bonus"],
                     tuning["WER"], tuning["CER"], len(tuning["grid"]), tuning["seconds"])
-        ids = list(test_kept)
-        hyps = [normalize_nepali(h).split() for h in decoder.decode([test_kept[i][0] for i in ids])]
-        wer, cer = hparams.error_rate_computer(), hparams.cer_computer()
-        for metric in (wer, cer):
-            metric.append(ids, hyps, [test_kept[i][1].split() for i in ids])
+        wer, cer = decode_and_score(test_kept, decoder.decode, hparams.scoring)
         stats = {"CER": cer.summarize("error_rate"), "WER": wer.summarize("error_rate")}
         hparams.train_logger.log_stats(stats_meta={"Epoch loaded": hparams.epoch_counter.current, "decoding": "LM"},
                                        test_stats=stats)
         write_alignments(hparams.test_lm_wer_file, cer, wer, f"Beam search ({decoder.beam_size} beams) + "
                          f"{report['order']}-gram LM, weight {decoder.lm_weight}, word bonus {decoder.word_bonus}")
         self.lm_decoder = decoder
-        self.lm_stats = {**stats, "lm_weight": decoder.lm_weight, "word_bonus": decoder.word_bonus,
+        self.lm_stats = {**stats_figures(wer, cer), "lm_weight": decoder.lm_weight, "word_bonus": decoder.word_bonus,
                          "beam_size": decoder.beam_size, "order": report["order"]}
 
     def _save_best(self, end_of_epoch):
@@ -310,17 +307,7 @@ class ASR(sb.Brain):
         )
 
 
-def write_alignments(path, cer, wer, title=""):
-    """The CER and WER statistics with per-utterance alignments, after an
-    optional title line."""
-    with open(path, "w", encoding="utf-8") as w:
-        w.write(f"{title}\n\nCER\n" if title else "CER\n")
-        cer.write_stats(w)
-        w.write("\nWER\n")
-        wer.write_stats(w)
-
-
-def dataio_prepare(hparams, tokenizer):
+def dataio_prepare(hparams, tokenizer, extra_csvs=None):
     """Datasets from the CSVs, the audio and label pipelines, and the batch
     samplers (dynamic batching by total seconds).
 
@@ -330,20 +317,20 @@ def dataio_prepare(hparams, tokenizer):
         The loaded hyperparameters.
     tokenizer : CharTokenizer or SentencePieceCTCTokenizer
         Encodes the transcripts.
+    extra_csvs : dict, optional
+        Name -> CSV of each extra test set (decoded as test is).
 
     Returns
     -------
     datasets : dict
-        ``DynamicItemDataset`` per split (train, dev, test; with
-        ``lm_decoding``, lm_tune: ``lm_tune_utterances`` dev utterances).
+        ``DynamicItemDataset`` per split (train, dev, test, the extra test
+        sets; with ``lm_decoding``, lm_tune: ``lm_tune_utterances`` dev utterances).
     samplers : dict
         ``DynamicBatchSampler`` per split (shuffled for train, sorted by
         length for the others).
     """
-    datasets = {
-        split: sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=hparams[f"{split}_csv"])
-        for split in ("train", "dev", "test")
-    }
+    csvs = {**{split: hparams[f"{split}_csv"] for split in ("train", "dev", "test")}, **(extra_csvs or {})}
+    datasets = {split: sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=path) for split, path in csvs.items()}
     reader = AudioReader(hparams["sample_rate"], hparams["encoder"].min_samples)
 
     @sb.utils.data_pipeline.takes("wav", "duration")
@@ -414,6 +401,8 @@ def main(argv=None):
             "skip_prep": hparams["skip_prep"],
         },
     )
+    extra_sets = prepare_extra_test_sets(hparams["extra_test_sets"], hparams["test_sets_folder"],  # before training:
+                                         encoder.min_samples / hparams["sample_rate"])  # a wrong path stops it now
     if tokenizer is not None:
         run_on_main(tokenizer.save, args=[hparams["tokenizer_folder"]])
     else:
@@ -426,7 +415,7 @@ def main(argv=None):
         }
         run_on_main(build_tokenizer, kwargs=tokenizer_kwargs)  # built once, on the main process
         tokenizer = build_tokenizer(**tokenizer_kwargs)  # then loaded everywhere
-    datasets, samplers = dataio_prepare(hparams, tokenizer)
+    datasets, samplers = dataio_prepare(hparams, tokenizer, {name: report["csv"] for name, report in extra_sets.items()})
 
     ctc_head = hparams["ctc_head"](encoder.output_size, tokenizer.vocab_size)
     if hf_head is not None:
@@ -453,6 +442,9 @@ def main(argv=None):
         datasets["test"], min_key="WER", test_loader_kwargs={"batch_sampler": samplers["test"], **loader_opts}
     )
     greedy_stats, test_kept = asr_brain.last_stats, asr_brain.kept_log_probs
+    test_greedy = stats_figures(asr_brain.wer_metric, asr_brain.cer_metric)
+    extra_kept = {name: asr_brain.log_probs_of(datasets[name], batch_sampler=samplers[name], **loader_opts)
+                  for name in extra_sets}  # the best checkpoint's, every process (DDP); decoded in finish()
     lm_error = None
     if hparams["lm_decoding"]:  # every process runs the forward (DDP), the main one the LM work
         tune_kept = asr_brain.log_probs_of(datasets["lm_tune"], batch_sampler=samplers["lm_tune"], **loader_opts)
@@ -466,7 +458,9 @@ def main(argv=None):
         """Exports the inference (and Hugging Face) folders, the model card and the plot."""
         export_inference_folder(hparams["inference_folder"], encoder, ctc_head, tokenizer, asr_brain.lm_decoder)
         command = [os.path.abspath(__file__), *(sys.argv[1:] if argv is None else argv)]
-        write_recipe_model_card(hparams, encoder, greedy_stats, command, asr_brain.lm_stats)
+        table = recipe_test_results(hparams, tokenizer, test_greedy, asr_brain.lm_stats, asr_brain.lm_decoder,
+                                    extra_sets, extra_kept)
+        write_recipe_model_card(hparams, encoder, greedy_stats, command, asr_brain.lm_stats, table)
         if hparams["hf_export"] and hparams["tokenizer_type"] == "char":
             save_hf_folder(hparams["hf_folder"], encoder, ctc_head, tokenizer, asr_brain.lm_decoder)
         if hparams["export_onnx"]:

@@ -39,7 +39,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from speechbrain_w2vbert.models.encoder import SpeechEncoder, sample_counts
 from speechbrain_w2vbert.models.lengths import valid_mask
 
-__all__ = ["Wav2Vec2Encoder", "TINY_CONFIG_DIRS", "normalize_waveforms"]
+__all__ = ["Wav2Vec2Encoder", "TINY_CONFIG_DIRS", "normalize_waveforms", "receptive_field"]
 
 _CONFIGS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
 
@@ -50,6 +50,22 @@ TINY_CONFIG_DIRS = {
     name: os.path.join(_CONFIGS, name) for name in ("wav2vec2_tiny_layer", "wav2vec2_tiny_group", "hubert_tiny")
 }
 
+
+
+def receptive_field(config: PretrainedConfig) -> int:
+    """Input samples seen by one output frame of a wav2vec 2.0 family
+    convolution stack (``conv_kernel``, ``conv_stride``): the fewest samples
+    that give one frame.
+
+    Example
+    -------
+    >>> receptive_field(AutoConfig.from_pretrained(TINY_CONFIG_DIRS["hubert_tiny"]))
+    400
+    """
+    field = 1
+    for kernel, stride in zip(reversed(config.conv_kernel), reversed(config.conv_stride)):
+        field = (field - 1) * stride + kernel
+    return field
 
 
 def normalize_waveforms(wavs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -234,7 +250,4 @@ class Wav2Vec2Encoder(SpeechEncoder):
     def min_samples(self) -> int:
         """The receptive field of the convolution stack (400 samples for the
         standard 7-layer stack): the fewest samples that give one frame."""
-        field = 1
-        for kernel, stride in zip(reversed(self.model.config.conv_kernel), reversed(self.model.config.conv_stride)):
-            field = (field - 1) * stride + kernel
-        return field
+        return receptive_field(self.model.config)

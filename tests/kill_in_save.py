@@ -30,6 +30,7 @@ from speechbrain.utils.epoch_loop import EpochCounter  # noqa: E402
 from speechbrain_w2vbert.training.checkpoints import SAVING_PREFIX, AtomicCheckpointer  # noqa: E402
 from speechbrain_w2vbert.training.counters import Counters  # noqa: E402
 from speechbrain_w2vbert.training.schedulers import WarmupLinearDecay  # noqa: E402
+from tests.helpers import die, kill_action  # noqa: E402
 
 UPDATES, KILLED_SAVE = 6, 4
 FILES = ["layer", "optimizer", "counters", "schedule", "epochs", "CKPT"]
@@ -62,19 +63,7 @@ def train(state, checkpointer, kill=None):
 
 def arm(checkpointer, name, when):
     """Make this process die at (name, when) of the next save."""
-
-    def die():
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    def fault(path, write):
-        if when == "before":
-            die()
-        write()
-        if when == "during":
-            with open(path, "r+b") as f:
-                f.truncate(os.path.getsize(path) // 2)
-        die()
-
+    fault = kill_action(when)
     if name == "delete":
         checkpointer.delete_checkpoints = lambda **kwargs: die()
     elif name == "CKPT":

@@ -7,9 +7,9 @@
 ``--kill-at-update N``: the process SIGKILLs itself (a hard crash: nothing
 is flushed or cleaned up) in the first intra-epoch checkpoint saved at or
 after update N: right after it by default, or with ``--in-save NAME:WHEN``
-while the checkpoint's file NAME (``encoder``, ``CKPT.yaml``...; ``*``: the
-first file written) is written: ``before`` it is opened, ``during`` (half
-of it written) or ``after`` it is complete. ``--in-save delete:before`` dies
+while the checkpoint's file NAME (its stem: ``encoder``, ``CKPT`` for
+``CKPT.yaml``...) is written: ``before`` it is opened, ``during`` (half of
+it written) or ``after`` it is complete. ``--in-save delete:before`` dies
 once the new checkpoint is saved, before the older ones are deleted.
 
 ``--enospc-in-save NAME --at-update N``: in that checkpoint, file NAME is
@@ -17,10 +17,8 @@ written to ``/dev/full`` (the kernel's ENOSPC, through the real writer).
 
 ``--signal-at-update N:SIG[:TARGET]``: while update N is being computed (in
 its forward pass), signal SIG (``TERM``, ``USR1``) is sent to this process,
-to rank TARGET only (``rank0``, ``rank1``), or to the parent process
+to rank TARGET only (``rank0``, ``rank1``), or once to the parent process
 (``parent``: the torchrun agent, which forwards it to every worker).
-``--second-signal NAME``: the same signal again while file NAME of the
-checkpoint saved at the signal is written.
 
 ``--nan-at-batch N``: the training loss of the N-th training batch (counted
 over the whole run) is made NaN. ``--dump-params PATH``: after the run, each
@@ -40,20 +38,18 @@ import torch
 from speechbrain.utils import checkpoints
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipes", "OpenSLR54"))  # a script: the recipe's folder
 
 import train  # noqa: E402
+
+from tests.helpers import die, kill_action  # noqa: E402
 
 #: Whether the checkpoint being saved is the one the faults aim at.
 ARMED = {"save": False}
 #: What to install when the first intra-epoch save starts (every class with
 #: save hooks is registered by then: some only when the hparams load).
 PENDING = []
-
-
-def die():
-    """SIGKILL this process: no handler, no cleanup."""
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def arm_on_intra_epoch_save(at_update):
@@ -75,15 +71,11 @@ def arm_on_intra_epoch_save(at_update):
 
 def file_fault(name, action):
     """Calls ``action(path, write)`` instead of writing the armed
-    checkpoint's file ``name`` (``*``: the first one), where ``write()``
-    writes it; every save hook and the meta file writer go through it."""
-    done = {"first": False}
+    checkpoint's file ``name`` (a stem), where ``write()`` writes it; every
+    save hook and the meta file writer go through it."""
 
     def targeted(path):
-        hit = ARMED["save"] and (os.path.basename(str(path)).rsplit(".", 1)[0] == name
-                                 or (name == "*" and not done["first"]))
-        done["first"] = done["first"] or ARMED["save"]
-        return hit
+        return ARMED["save"] and os.path.basename(str(path)).rsplit(".", 1)[0] == name
 
     def wrap_hook(hook):
         def faulty_hook(obj, path, *args):
@@ -110,21 +102,6 @@ def file_fault(name, action):
     checkpoints.Checkpointer._save_checkpoint_metafile = faulty_meta
 
 
-def kill_action(when):
-    """Kill before, during (half the file on disk) or after writing it."""
-
-    def action(path, write):
-        if when == "before":
-            die()
-        write()
-        if when == "during":
-            with open(path, "r+b") as f:
-                f.truncate(os.path.getsize(path) // 2)
-        die()
-
-    return action
-
-
 def enospc_action(path, write):
     """Write the file to /dev/full: ENOSPC from the kernel, as on a full disk."""
     os.symlink("/dev/full", path)
@@ -143,7 +120,7 @@ def kill_before_deletion():
     checkpoints.Checkpointer.delete_checkpoints = faulty_delete
 
 
-def signal_at_update(spec, second_in):
+def signal_at_update(spec):
     """Sends a signal while update N is computed (see the module docstring)."""
     update, name, *target = spec.split(":")
     sig = getattr(signal, f"SIG{name}")
@@ -155,16 +132,14 @@ def signal_at_update(spec, second_in):
         if stage == train.sb.Stage.TRAIN and self.optimizer_step == int(update) - 1 and not sent["done"]:
             sent["done"] = True
             if target == "parent":
-                os.kill(os.getppid(), sig)
+                if rank == 0:  # once, as a scheduler signals torchrun
+                    os.kill(os.getppid(), sig)
             elif target in ("self", f"rank{rank}"):
                 os.kill(os.getpid(), sig)
         return forward(self, batch, stage)
 
     sent = {"done": False}
     train.ASR.compute_forward = signalling_forward
-    if second_in:
-        arm_on_intra_epoch_save(int(update))
-        file_fault(second_in, lambda path, write: (os.kill(os.getpid(), sig), write()))
 
 
 def main():
@@ -174,7 +149,6 @@ def main():
     parser.add_argument("--enospc-in-save")
     parser.add_argument("--at-update", type=int)
     parser.add_argument("--signal-at-update")
-    parser.add_argument("--second-signal")
     parser.add_argument("--nan-at-batch", type=int)
     parser.add_argument("--dump-params")
     args, rest = parser.parse_known_args()
@@ -201,7 +175,7 @@ def main():
         file_fault(args.enospc_in_save, enospc_action)
 
     if args.signal_at_update is not None:
-        signal_at_update(args.signal_at_update, args.second_signal)
+        signal_at_update(args.signal_at_update)
 
     if args.nan_at_batch is not None:
         objectives = train.ASR.compute_objectives

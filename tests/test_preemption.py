@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import speechbrain as sb
 import torch
 import yaml
 
@@ -37,7 +38,7 @@ def newest(output):
 
 
 def assert_bitwise(tensors, expected):
-    assert tensors.keys() == expected.keys() and len(expected) == 8  # weight, bias; per parameter, Adam's step and moments
+    assert tensors.keys() == expected.keys() and len(expected) == 8  # weight, bias; per parameter Adam's 3 tensors
     for name in expected:
         assert torch.equal(tensors[name], expected[name]), name
 
@@ -131,6 +132,15 @@ def test_data_loading_workers_live_through_a_sigterm():
             break
     assert default and pid == worker  # the same worker, alive, its next SIGTERM deadly
     del items
+
+
+def test_the_brains_loaders_give_their_workers_quiet_signals(tmp_path):
+    brain, _ = tiny_brain.build(str(tmp_path))
+    user_init = print
+    loader = brain.make_dataloader(tiny_brain.Data(4, 0), sb.Stage.TRAIN, batch_size=2, num_workers=1,
+                                   worker_init_fn=user_init)
+    assert isinstance(loader.worker_init_fn, QuietWorkers) and loader.worker_init_fn.then is user_init
+    assert brain.make_dataloader(tiny_brain.Data(4, 0), sb.Stage.VALID, batch_size=2).worker_init_fn is None
 
 
 def test_stop_signals_outside_the_main_thread_change_nothing():

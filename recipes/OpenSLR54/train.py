@@ -87,8 +87,6 @@ class ASR(PreemptibleBrain):
         self.updates_per_epoch = None
         self.train_stats = None
         self._asr_model = None
-        if self.checkpointer is not None:  # optional: checkpoints of 0.2.0 have none
-            self.checkpointer.add_recoverable("collapse_monitor", self.hparams.collapse_monitor, optional_load=True)
         self.kept_log_probs = None  # id -> (log-probs [T, V], reference) while a stage keeps them
         self.lm_decoder = self.lm_stats = None  # set by decode_test_with_lm
 

@@ -161,6 +161,9 @@ class AtomicCheckpointer(Checkpointer):
         stops with ``NoLoadableCheckpoint`` naming them, moving nothing;
         True moves them into ``broken/`` and lets training start from the
         beginning.
+    may_be_missing : mapping, optional
+        Recoverables that checkpoints of earlier versions lack: loaded when
+        a checkpoint has them (SpeechBrain's ``optional_load``).
 
     Example
     -------
@@ -180,8 +183,10 @@ class AtomicCheckpointer(Checkpointer):
     """
 
     def __init__(self, checkpoints_dir, recoverables=None, custom_load_hooks=None, custom_save_hooks=None,
-                 allow_partial_load=False, start_over=False):
+                 allow_partial_load=False, start_over=False, may_be_missing=None):
         super().__init__(checkpoints_dir, recoverables, custom_load_hooks, custom_save_hooks, allow_partial_load)
+        for name, obj in (may_be_missing or {}).items():
+            self.add_recoverable(name, obj, optional_load=True)
         self.start_over = start_over
         #: Checkpoints saved through this object (counted on every process).
         self.saves = 0

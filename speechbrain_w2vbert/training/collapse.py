@@ -120,7 +120,8 @@ class CollapseMonitor:
                    f"row after warm-up (all {seen} utterances, update {updates}): the model has collapsed to blanks. "
                    + USUAL_CAUSES)
         if self.stop:
-            raise CollapsedToBlanks(message + f" Stopped (stop_on_collapse; exit status {CollapsedToBlanks.exit_status}).")
+            status = CollapsedToBlanks.exit_status
+            raise CollapsedToBlanks(f"{message} Stopped (stop_on_collapse; exit status {status}).")
         logger.warning("%s stop_on_collapse: True would end the run here.", message)
         return message
 

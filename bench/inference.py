@@ -267,9 +267,7 @@ def _folder_mb(paths):
 def onnx_bench(args):
     """PyTorch vs ONNX runtime, fp32 and int8, side by side (see the module docstring)."""
     import csv
-    import platform
     import statistics
-    import subprocess
 
     import numpy as np
     from common import run_worker

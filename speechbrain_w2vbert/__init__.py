@@ -30,7 +30,13 @@ tests/test_layout.py), and importing the package imports none of them.
   gradients), :mod:`speechbrain_w2vbert.training.counters`,
   :mod:`speechbrain_w2vbert.training.data` (``AudioReader``),
   :mod:`speechbrain_w2vbert.training.schedulers`,
-  :mod:`speechbrain_w2vbert.training.plot`.
+  :mod:`speechbrain_w2vbert.training.plot`, and what lets a run survive
+  being killed: :mod:`speechbrain_w2vbert.training.checkpoints`
+  (``AtomicCheckpointer``), :mod:`speechbrain_w2vbert.training.preemption`
+  (``PreemptibleBrain``: SIGTERM/SIGUSR1), :mod:`speechbrain_w2vbert.training.collapse`
+  (the collapse-to-blanks watch), :mod:`speechbrain_w2vbert.training.stops`
+  (exit statuses) and :mod:`speechbrain_w2vbert.training.distributed` (what
+  DDP processes agree on).
 - :mod:`speechbrain_w2vbert.inference`: using a trained model.
   :mod:`speechbrain_w2vbert.inference.folder` (the ``EncoderASR`` folder:
   writing and opening it), :mod:`speechbrain_w2vbert.inference.safety` (what

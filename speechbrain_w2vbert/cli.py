@@ -106,7 +106,6 @@ from speechbrain_w2vbert.audio import AudioError
 from speechbrain_w2vbert.inference.jobs import (TranscriptionJob, distributed_rank, rank_device, read_manifest,
                                                transcribe_paths)
 from speechbrain_w2vbert.inference.manifest import ManifestError
-from speechbrain_w2vbert.inference.results import Transcript
 from speechbrain_w2vbert.inference.safety import UnsafeFolderError
 from speechbrain_w2vbert.inference.segmentation import VoiceActivitySegmenter
 from speechbrain_w2vbert.inference.subtitles import subtitle_cues, to_srt, to_vtt

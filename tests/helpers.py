@@ -1,6 +1,8 @@
-"""Helpers (not fixtures) used by several test modules."""
+"""Helpers (not fixtures) used by several test modules, and the faults the
+fault-injecting runners share."""
 
 import os
+import signal
 
 import numpy as np
 import torch
@@ -50,3 +52,25 @@ def cli(*args, check=True):
     if check:
         assert status == 0, err.getvalue()[-3000:]
     return status, out.getvalue(), err.getvalue()
+
+
+def die():
+    """SIGKILL this process: no handler, no cleanup (a hard crash)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_action(when):
+    """A fault for a file being written: ``action(path, write)`` dies
+    before ``write()`` runs, with half of the file on disk (``during``), or
+    right after it (``after``)."""
+
+    def action(path, write):
+        if when == "before":
+            die()
+        write()
+        if when == "during":
+            with open(path, "r+b") as f:
+                f.truncate(os.path.getsize(path) // 2)
+        die()
+
+    return action

@@ -40,7 +40,7 @@ def test_hyperparams_match_the_golden_file(kind, encoder):
     if kind == "sentencepiece":
         tokenizer = SentencePieceCTCTokenizer(processor=None)
     text = hyperparams_yaml(encoder, torch.nn.Linear(144, 9), tokenizer, decoder)
-    assert f"encoder_config:  # the encoder's architecture" in text
+    assert "encoder_config:  # the encoder's architecture" in text
     path = os.path.join(GOLDEN, f"hyperparams_{kind}.yaml")
     if os.environ.get("UPDATE_GOLDEN"):
         with open(path, "w", encoding="utf-8") as f:

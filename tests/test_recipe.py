@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -340,34 +341,117 @@ def assert_same_checkpoint(a, b):
     return tensors
 
 
-def test_kill_and_resume_matches_an_uninterrupted_run(data, tmp_path):
-    # SpecAugment (numpy's global RNG) and dropout stay on: per-step seeding
-    # makes them reproducible across the restart.
-    common = ["--number_of_epochs=2", "--ckpt_interval_steps=2", "--mask_time_prob=0.2"]
-    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-    run(recipe_args(data, straight, *common), env=BITWISE_ENV)
+#: A 2-epoch run (9 updates an epoch) with an intra-epoch checkpoint every 2
+#: batches; SpecAugment (numpy's global RNG) and dropout stay on: per-step
+#: seeding makes them reproducible across restarts.
+RESUMABLE = ["--number_of_epochs=2", "--ckpt_interval_steps=2", "--mask_time_prob=0.2"]
 
-    killed = run(["--kill-at-update=3", *recipe_args(data, resumed, *common)], runner=True, check=False,
+
+def brain_state(checkpoint):
+    """The step counters of a checkpoint folder (its brain.ckpt)."""
+    with open(os.path.join(checkpoint, "brain.ckpt"), encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def unfinished_saves(output):
+    return [name for name in os.listdir(os.path.join(output, "save")) if name.startswith(".saving-")]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data, tmp_path_factory):
+    """The RESUMABLE run, uninterrupted: its output folder."""
+    output = str(tmp_path_factory.mktemp("uninterrupted") / "exp")
+    run(recipe_args(data, output, *RESUMABLE), env=BITWISE_ENV)
+    return output
+
+
+def test_interrupted_runs_resume_and_end_like_an_uninterrupted_one(data, uninterrupted, tmp_path):
+    """A full disk during a save, a torn checkpoint as 0.1.x leaves it, a
+    SIGKILL in the middle of a save and a SIGUSR1 in the middle of an
+    update: each rerun of the same command resumes from the newest
+    complete checkpoint, and the last one ends bitwise like the
+    uninterrupted run."""
+    output = str(tmp_path / "exp")
+    save = os.path.join(output, "save")
+    args = recipe_args(data, output, *RESUMABLE)
+
+    # 1. ENOSPC while the checkpoint after update 4 is written (its encoder optimiser's state)
+    full = run(["--enospc-in-save=encoder_optimizer", "--at-update=3", *args], runner=True, check=False,
+               env=BITWISE_ENV)
+    previous, log = latest_checkpoint(output), full.stdout + full.stderr
+    assert full.returncode == 74, log[-3000:]
+    assert f"could not write a checkpoint in {save}: RuntimeError: " in log and " free of " in log
+    assert f"The previous checkpoint {previous} is intact" in log
+    assert brain_state(previous)["optimizer_step"] == 2 and unfinished_saves(output) == []
+
+    # 2. a torn checkpoint in 0.1.x's layout: newer than the others, no sizes in CKPT.yaml, encoder.ckpt cut in half
+    torn = os.path.join(save, "CKPT+2099-01-01+00-00-00+00")
+    shutil.copytree(previous, torn)
+    with open(os.path.join(torn, "CKPT.yaml"), encoding="utf-8") as f:
+        meta = yaml.safe_load(f)
+    del meta["file-bytes"]
+    meta["unixtime"] += 1000
+    with open(os.path.join(torn, "CKPT.yaml"), "w", encoding="utf-8") as f:
+        yaml.dump(meta, f)
+    encoder = os.path.join(torn, "encoder.ckpt")
+    with open(encoder, "r+b") as f:
+        f.truncate(os.path.getsize(encoder) // 2)
+
+    # 3. SIGKILL with half of encoder.ckpt written, in the checkpoint after update 6
+    killed = run(["--kill-at-update=5", "--in-save=encoder:during", *args], runner=True, check=False,
                  env=BITWISE_ENV)
-    assert killed.returncode == -9, killed.stderr[-3000:]
-    assert len(epoch_lines(resumed)) == 0  # died inside epoch 1
-    ckpt = latest_checkpoint(resumed)
-    with open(os.path.join(ckpt, "brain.ckpt"), encoding="utf-8") as f:
-        assert yaml.safe_load(f)["optimizer_step"] == 4  # killed right after the checkpoint at update 4
-    again = run(recipe_args(data, resumed, *common), env=BITWISE_ENV)
-    assert f"Loading a checkpoint from {ckpt}" in again.stdout + again.stderr
+    log = killed.stdout + killed.stderr
+    assert killed.returncode == -9, log[-3000:]
+    assert f"checkpoint {torn} cannot be loaded: encoder.ckpt is truncated or corrupt" in log
+    assert f"Loading a checkpoint from {previous}" in log
+    assert sorted(os.listdir(os.path.join(save, "broken"))) == [os.path.basename(torn)]  # moved, not deleted
+    assert len(unfinished_saves(output)) == 1 and brain_state(latest_checkpoint(output))["optimizer_step"] == 4
 
+    # 4. SIGUSR1 while update 7 is computed: that update ends, then a checkpoint and exit status 75
+    complete = latest_checkpoint(output)
+    stopped = run(["--signal-at-update=7:USR1", *args], runner=True, check=False, env=BITWISE_ENV)
+    log = stopped.stdout + stopped.stderr
+    assert stopped.returncode == 75, log[-3000:]
+    assert f"Loading a checkpoint from {complete}" in log
+    assert "SIGUSR1: stopped at update 7 (epoch 1, batch 7) with a checkpoint in" in log
+    at_signal = latest_checkpoint(output)
+    assert brain_state(at_signal)["optimizer_step"] == 7 and unfinished_saves(output) == []
+
+    # 5. the same command again, to the end
+    again = run(args, env=BITWISE_ENV)
+    assert f"Loading a checkpoint from {at_signal}" in again.stdout + again.stderr
     # Bitwise: the encoder, the head, both optimisers' whole state, the
     # schedules, counters, the data loader's position and the step counters.
-    compared = assert_same_checkpoint(latest_checkpoint(straight), latest_checkpoint(resumed))
+    compared = assert_same_checkpoint(latest_checkpoint(uninterrupted), latest_checkpoint(output))
     assert compared > 2 * 133  # the encoder's tensors and more than its Adam moments
-    assert [r["train loss"] for r in epoch_lines(straight)] == [r["train loss"] for r in epoch_lines(resumed)]
+    assert [r["train loss"] for r in epoch_lines(uninterrupted)] == [r["train loss"] for r in epoch_lines(output)]
+
+
+def test_a_collapse_to_blanks_warns_and_can_stop_the_run(data, trained, tmp_path):
+    """A learning rate 500 times the tiny recipe's: dev output stays blank
+    (or one repeated character) at every evaluation, the warning names the
+    usual causes, and stop_on_collapse ends the run. With its own learning
+    rate the recipe writes characters by update 8 and never warns (the
+    ``trained`` run)."""
+    output = str(tmp_path / "exp")
+    proc = run(recipe_args(data, output, "--number_of_epochs=2", "--lr_encoder=1.0", "--lr_head=1.0",
+                           "--valid_interval_steps=2", "--collapse_patience=4", "--stop_on_collapse=True"),
+               check=False)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 78, log[-3000:]
+    assert ("dev greedy output has been empty or one repeated character for 4 evaluations in a row after warm-up "
+            "(all 5 utterances, update 8): the model has collapsed to blanks") in log
+    assert "(1) the learning rate" in log and "Stopped (stop_on_collapse; exit status 78)" in log
+    assert [r["updates"] for r in read_log(output)] == [2.0, 4.0, 6.0, 8.0]  # dev inside epoch 1, then the stop
+    assert "collapsed to blanks" not in trained[1]
 
 
 def test_ddp_two_cpu_processes(data, tmp_path):
     """torchrun, gloo, 2 processes, one epoch, with gradient checkpointing
     and LayerDrop (hence find_unused_parameters) switched on, and the LM step
-    (both processes run the dev subset's forward, the main one the LM work)."""
+    (both processes run the dev subset's forward, the main one the LM work).
+    A SIGUSR1 to rank 1 alone first stops both ranks at the same update with
+    a checkpoint; the same command then resumes from it."""
     output = str(tmp_path / "ddp")
     dump = str(tmp_path / "params_{rank}.pt")
     args = recipe_args(
@@ -376,7 +460,14 @@ def test_ddp_two_cpu_processes(data, tmp_path):
         "--lm_weights=[0.5]", "--lm_word_bonuses=[1.0]", "--lm_tune_workers=1",
     )
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    run([f"--dump-params={dump}", *args], runner=True, threads=1, launcher=launcher)
+    stopped = run(["--signal-at-update=3:USR1:rank1", *args], runner=True, threads=1, launcher=launcher, check=False)
+    log = stopped.stdout + stopped.stderr
+    assert stopped.returncode == 1 and log.count("exitcode  : 75") == 2, log[-3000:]
+    assert log.count("SIGUSR1 (rank 1): stopped at update 3 (epoch 1, batch 3)") == 2  # both ranks
+    at_signal = latest_checkpoint(output)
+    assert brain_state(at_signal)["optimizer_step"] == 3
+    resumed = run([f"--dump-params={dump}", *args], runner=True, threads=1, launcher=launcher)
+    assert f"Loading a checkpoint from {at_signal}" in resumed.stdout + resumed.stderr
     assert [r["epoch"] for r in epoch_lines(output)] == [1.0]
     assert [r.get("decoding", "greedy") for r in read_log(output) if "test CER" in r] == ["greedy", "LM"]
     p0, p1 = torch.load(dump.format(rank=0)), torch.load(dump.format(rank=1))

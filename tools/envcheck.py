@@ -28,7 +28,7 @@ import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout, before any install
-from speechbrain_w2vbert.environment import package_requirements, version_of  # noqa: E402 (standard library only)
+from speechbrain_w2vbert.environment import package_requirements  # noqa: E402 (standard library only)
 
 #: Distributions never written to the lock: the project itself (installed
 #: from the checkout).

@@ -27,7 +27,7 @@ from speechbrain.utils.distributed import run_on_main
 from speechbrain_w2vbert.lm.ngram import NgramLM
 from speechbrain_w2vbert.text.corpus import read_csv_texts
 from speechbrain_w2vbert.text.overlap import text_overlap
-from speechbrain_w2vbert.text.scoring import ScoringRule, stats_figures
+from speechbrain_w2vbert.text.scoring import ScoringRule, stats_figures, write_alignments
 
 from prepare_test_sets import SPLIT, parse_test_set, prepare_test_sets  # the recipe folder is on sys.path
 
@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "RESULTS_NAME",
     "Kept",
-    "write_alignments",
     "alignment_paths",
     "decode_and_score",
     "score_set",
@@ -64,17 +63,6 @@ RESERVED_NAMES = ("train", "dev", "test", "lm_tune", RECIPE_TEST_NAME)
 Kept = Dict[str, Tuple[object, str]]
 #: Log-probabilities of utterances -> their transcripts.
 Decode = Callable[[Sequence], List[str]]
-
-
-def write_alignments(path: str, cer, wer, title: str = "") -> None:
-    """The CER and WER statistics (``ErrorRateStats``) with per-utterance
-    alignments, after an optional title line; written atomically."""
-    with open(path + ".tmp", "w", encoding="utf-8") as w:
-        w.write(f"{title}\n\nCER\n" if title else "CER\n")
-        cer.write_stats(w)
-        w.write("\nWER\n")
-        wer.write_stats(w)
-    os.replace(path + ".tmp", path)
 
 
 def alignment_paths(folder: str, name: str) -> Dict[str, str]:

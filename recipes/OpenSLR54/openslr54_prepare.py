@@ -52,7 +52,6 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-import numpy as np
 import soundfile as sf
 
 from speechbrain_w2vbert.text.normalize import (

@@ -75,7 +75,6 @@ from speechbrain_w2vbert.text.normalize import char_inventory, has_latin, normal
 
 from openslr54_download import file_stamp  # the recipe folder is on sys.path
 from openslr54_prepare import (
-    REPORT_NAME,
     AudioFile,
     audio_info,
     inputs_fingerprint,

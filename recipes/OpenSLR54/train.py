@@ -21,8 +21,10 @@ To run it::
         --data_folder=recipes/OpenSLR54/sample_data --extract_folder=results/sample_corpus  # CPU
 
 Resuming: run the same command again; training continues from the latest
-checkpoint, mid-epoch included, with the same data order, step count and
-learning rate as an uninterrupted run.
+checkpoint that loads, mid-epoch included, with the same data order, step
+count and learning rate as an uninterrupted run. SIGTERM or SIGUSR1 stops
+training after the update in progress with a checkpoint (exit status 75);
+docs/training.md lists the exit statuses and gives a SLURM script.
 
 Authors: speechbrain-w2vbert contributors
 """
@@ -44,46 +46,46 @@ from speechbrain_w2vbert.lm.beam import LMBeamDecoder, tune_lm_weights
 from speechbrain_w2vbert.lm.ngram import LMError, NgramLM
 from speechbrain_w2vbert.models.ctc import EncoderCTC, ctc_loss, greedy_decode
 from speechbrain_w2vbert.models.lengths import absolute_lengths
-from speechbrain_w2vbert.text.scoring import stats_figures
+from speechbrain_w2vbert.text.scoring import stats_figures, write_alignments
 from speechbrain_w2vbert.text.tokenizer import build_tokenizer
 from speechbrain_w2vbert.training.data import AudioReader
 from speechbrain_w2vbert.training.plot import plot_training_curves
+from speechbrain_w2vbert.training.preemption import PreemptibleBrain
 from speechbrain_w2vbert.training.steps import grads_are_finite, seed_step
+from speechbrain_w2vbert.training.stops import exit_status_of
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evaluation import decode_and_score, prepare_extra_test_sets, recipe_test_results, write_alignments  # noqa: E402
+from evaluation import decode_and_score, prepare_extra_test_sets, recipe_test_results  # noqa: E402
 from model_card import write_recipe_model_card  # noqa: E402
 from openslr54_prepare import prepare_openslr54  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 
-class ASR(sb.Brain):
+class ASR(PreemptibleBrain):
     """w2v-BERT 2.0 + CTC ``Brain``.
 
     Beyond ``sb.Brain`` it has two optimisers (encoder and head) with their
     own learning-rate schedules, an optional head-only warm-up (the encoder
     is neither run with gradients nor stepped for ``freeze_encoder_steps``
     updates), per-step RNG seeding for exact resumption, skipping of updates
-    with non-finite gradients, and dev evaluation every
-    ``valid_interval_steps`` updates.
+    with non-finite gradients and a watch for a collapse to blanks; as a
+    ``PreemptibleBrain``, a checkpoint and a clean stop on SIGTERM/SIGUSR1
+    and dev evaluation every ``valid_interval_steps`` updates.
 
     Arguments
     ---------
     tokenizer : CharTokenizer or SentencePieceCTCTokenizer
         Decodes label ids for WER/CER.
     *args, **kwargs
-        As for ``sb.Brain``.
+        As for ``PreemptibleBrain``.
     """
 
     def __init__(self, *args, tokenizer, **kwargs):
         super().__init__(*args, **kwargs)
         self.tokenizer = tokenizer
-        self.epoch = 0
         self.updates_per_epoch = None
-        self.valid_loader = None
         self.train_stats = None
-        self.mid_epoch_batch = None  # batch index while dev runs inside an epoch
         self._asr_model = None
         self.kept_log_probs = None  # id -> (log-probs [T, V], reference) while a stage keeps them
         self.lm_decoder = self.lm_stats = None  # set by decode_test_with_lm
@@ -125,6 +127,8 @@ class ASR(sb.Brain):
             self._count("ctc_infeasible", [i for i, bad in zip(batch.id, infeasible.tolist()) if bad])
         else:
             hyps = [self.hparams.scoring.normalize(self.tokenizer.decode_ids(ids)) for ids in greedy_decode(log_probs)]
+            if stage == sb.Stage.VALID:
+                self.hparams.collapse_monitor.observe(hyps)
             refs = [self.hparams.scoring.normalize(text) for text in batch.wrd]
             hyp_words, ref_words = [h.split() for h in hyps], [r.split() for r in refs]
             self.wer_metric.append(batch.id, hyp_words, ref_words)
@@ -182,29 +186,9 @@ class ASR(sb.Brain):
             return
         super().optimizers_step()
 
-    def on_fit_batch_end(self, batch, outputs, loss, should_step):
-        """Evaluates dev every ``valid_interval_steps`` updates."""
-        interval = self.hparams.valid_interval_steps
-        if should_step and interval and self.optimizer_step % interval == 0 and self.valid_loader is not None:
-            self._mid_epoch_valid()
-
-    def _mid_epoch_valid(self):
-        """Runs dev inside an epoch and saves a checkpoint at this point of
-        the epoch (``_fit_valid`` resets ``self.step``, so it is kept)."""
-        step, avg_loss = self.step, self.avg_train_loss
-        self.step, self.mid_epoch_batch = 0, step
-        try:
-            self._fit_valid(self.valid_loader, self.epoch, not self.noprogressbar and if_main_process())
-        finally:
-            self.step, self.avg_train_loss, self.mid_epoch_batch = step, avg_loss, None
-            self.modules.train()
+    def on_mid_epoch_valid_end(self):
+        """A checkpoint with the scores of dev evaluated inside an epoch."""
         self._save_best(end_of_epoch=False)
-
-    def _should_save_intra_epoch_ckpt(self, last_ckpt_time, steps_since_ckpt):
-        """As ``sb.Brain``'s, but only between updates: accumulated
-        gradients are not checkpointed."""
-        decision = super()._should_save_intra_epoch_ckpt(last_ckpt_time, steps_since_ckpt)
-        return decision and self.step % self.grad_accumulation_factor == 0
 
     def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
         """As ``sb.Brain``'s; also makes ``fit`` call the dynamic batch
@@ -215,22 +199,18 @@ class ASR(sb.Brain):
             if self.train_sampler is None and hasattr(loader.batch_sampler, "set_epoch"):
                 self.train_sampler = loader.batch_sampler
             self.updates_per_epoch = max(1, len(loader) // self.grad_accumulation_factor)
-        elif stage == sb.Stage.VALID:
-            self.valid_loader = loader
         return loader
 
     # ------------------------------------------------------------ stages
     def on_stage_start(self, stage, epoch=None):
         """Fresh WER/CER trackers for dev and test."""
-        if stage == sb.Stage.TRAIN:
-            self.epoch = epoch
-        else:
+        if stage != sb.Stage.TRAIN:
             self.wer_metric = self.hparams.error_rate_computer()
             self.cer_metric = self.hparams.cer_computer()
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
-        """Logs the stage; on dev, checkpoints by WER; on test, writes the
-        alignments."""
+        """Logs the stage; on dev, checkpoints by WER and watches for a
+        collapse to blanks; on test, writes the alignments."""
         stats = {"loss": stage_loss}
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
@@ -249,6 +229,7 @@ class ASR(sb.Brain):
             else:
                 self.hparams.train_logger.log_stats(stats_meta=meta, train_stats=self.train_stats, valid_stats=stats)
                 self._save_best(end_of_epoch=True)
+            self.hparams.collapse_monitor.end_evaluation(self.optimizer_step)
         else:
             self.hparams.train_logger.log_stats(
                 stats_meta={"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats
@@ -427,6 +408,7 @@ def main(argv=None):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
         tokenizer=tokenizer,
+        valid_interval_steps=hparams["valid_interval_steps"],
     )
 
     loader_opts = hparams["dataloader_opts"]
@@ -480,4 +462,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status_of(main))

@@ -121,7 +121,7 @@ def align_ids(log_probs: torch.Tensor, ids: Sequence[int], blank_index: int = 0,
     return path[0].tolist(), scores[0].exp().tolist()
 
 
-def _prefix_distances(hypothesis: str, text: str) -> "numpy.ndarray":
+def _prefix_distances(hypothesis: str, text: str):
     """Edit distance between ``hypothesis`` and every prefix of ``text``:
     ``[d(hyp, text[:0]), ..., d(hyp, text)]`` (one vectorised DP row per
     hypothesis character; insertions along a row by a running minimum)."""

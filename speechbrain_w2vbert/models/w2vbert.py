@@ -13,7 +13,7 @@ Authors: speechbrain-w2vbert contributors
 """
 
 import logging
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import torch
 from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel

@@ -18,13 +18,14 @@ The rule (:class:`ScoringRule`):
 Authors: speechbrain-w2vbert contributors
 """
 
+import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, Sequence, Tuple
 
 from speechbrain_w2vbert.text.normalize import normalize_nepali
 
-__all__ = ["DIGIT_RULES", "ScoringRule", "error_counts", "stats_figures"]
+__all__ = ["DIGIT_RULES", "ScoringRule", "error_counts", "stats_figures", "write_alignments"]
 
 #: Values of :attr:`ScoringRule.digits`.
 DIGIT_RULES = ("devanagari", "distinct")
@@ -143,3 +144,37 @@ def error_counts(hyps: Sequence[str], refs: Sequence[str]) -> Dict[str, int]:
     char_errors, chars = edits(accumulatable_wer_stats([list(" ".join(w)) for w in ref_words],
                                                        [list(" ".join(w)) for w in hyp_words], Counter()))
     return {"word_errors": word_errors, "words": words, "char_errors": char_errors, "chars": chars}
+
+
+def write_alignments(path: str, cer, wer, title: str = "") -> None:
+    """Write CER and WER statistics with per-utterance alignments (what
+    ``ErrorRateStats.write_stats`` writes), after an optional title line;
+    atomically (a reader never sees half of the file).
+
+    Arguments
+    ---------
+    path : str
+        The text file to write.
+    cer, wer : speechbrain.utils.metric_stats.ErrorRateStats
+        Character and word statistics.
+    title : str
+        First line (default none).
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from speechbrain.utils.metric_stats import ErrorRateStats
+    >>> wer, cer = ErrorRateStats(), ErrorRateStats(split_tokens=True)
+    >>> for stats in (wer, cer):
+    ...     stats.append(["u1"], [["a", "b"]], [["a", "c"]])
+    >>> path = os.path.join(tempfile.mkdtemp(), "wer.txt")
+    >>> write_alignments(path, cer, wer, "Greedy")
+    >>> open(path, encoding="utf-8").read().split("\\n")[:3]
+    ['Greedy', '', 'CER']
+    """
+    with open(path + ".tmp", "w", encoding="utf-8") as w:
+        w.write(f"{title}\n\nCER\n" if title else "CER\n")
+        cer.write_stats(w)
+        w.write("\nWER\n")
+        wer.write_stats(w)
+    os.replace(path + ".tmp", path)

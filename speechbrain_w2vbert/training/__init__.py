@@ -1,6 +1,8 @@
 """What the recipe's training loop uses beside SpeechBrain: per-step
-seeding, counters, the fault-tolerant audio reader, learning-rate schedules
-and the training curves."""
+seeding, counters, the fault-tolerant audio reader, learning-rate schedules,
+the training curves, and what lets a run survive being killed (atomic
+checkpoints, a clean stop on SIGTERM/SIGUSR1, exit statuses) and notice a
+collapse to blanks."""
 
 
 from speechbrain_w2vbert.compat import legacy_attribute

@@ -24,6 +24,9 @@ import torch
 from speechbrain.utils.checkpoints import Checkpointer
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import add_json_option, emit  # noqa: E402
 
 from speechbrain_w2vbert.training.checkpoints import AtomicCheckpointer, human_bytes  # noqa: E402
 
@@ -60,6 +63,7 @@ def main():
     parser.add_argument("--params", type=float, default=50e6, help="parameters of the model (default 50e6)")
     parser.add_argument("--repeats", type=int, default=5, help="saves and loads per side (default 5)")
     parser.add_argument("--folder", default=None, help="where to write (default: a temporary folder)")
+    add_json_option(parser)
     args = parser.parse_args()
     model, optimizer = state(args.params)
     root = tempfile.mkdtemp(dir=args.folder)
@@ -88,6 +92,11 @@ def main():
           f"worst {max(ours['save']) / max(base['save']):.2f}; load median "
           f"{median(ours['load']) / median(base['load']):.2f}")
     shutil.rmtree(root)
+    rows = [{"side": name, "save_median": median(times[name]["save"]), "save_worst": max(times[name]["save"]),
+             "load_median": median(times[name]["load"]), "load_worst": max(times[name]["load"]),
+             "save_vs_speechbrain": median(times[name]["save"]) / median(base["save"])} for name in sides]
+    emit({"bench": "checkpoint_save", "params": args.params, "bytes": size, "estimated_bytes": estimate,
+          "repeats": args.repeats, "rows": rows}, args.json, torch.get_num_threads())
 
 
 if __name__ == "__main__":

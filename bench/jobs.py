@@ -28,7 +28,8 @@ import time
 import soundfile as sf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-from inference import sample_audio  # noqa: E402  (bench/ is on sys.path when run as a script)
+from common import add_json_option, emit  # noqa: E402  (bench/ is on sys.path when run as a script)
+from inference import sample_audio  # noqa: E402
 from serve import cpu_name  # noqa: E402
 
 
@@ -61,6 +62,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=2, help="jobs per side (default 2)")
     parser.add_argument("--batch-size", type=int, default=8, help="files per forward pass (default 8)")
     parser.add_argument("--model", default=os.path.join(ROOT, "tests", "data", "tiny_ne_model"))
+    add_json_option(parser)
     args = parser.parse_args()
 
     import torch
@@ -101,7 +103,11 @@ def main():
             ratios = (row["end_to_end"][0] / rows[1]["end_to_end"][0], row["steady"][0] / rows[1]["steady"][0])
             print(f"| {processes} | {row['end_to_end'][0]:.0f}, {row['end_to_end'][1]:.0f} | "
                   f"{row['steady'][0]:.0f}, {row['steady'][1]:.0f} | {ratios[0]:.2f}x, {ratios[1]:.2f}x |")
-        print(json.dumps({"bench": "jobs", "files": args.files, "rows": rows}))
+        emit({"bench": "jobs", "files": args.files, "audio_s": audio_hours * 3600, "batch_size": args.batch_size,
+              "rows": [{"processes": p, "end_to_end_median": r["end_to_end"][0], "end_to_end_worst": r["end_to_end"][1],
+                        "steady_median": r["steady"][0], "steady_worst": r["steady"][1],
+                        "speed_up": r["end_to_end"][0] / rows[1]["end_to_end"][0]} for p, r in rows.items()]},
+             args.json, torch.get_num_threads())
 
 
 if __name__ == "__main__":

@@ -167,6 +167,51 @@ def int8_table(result: dict) -> List[str]:
                                    "activations MB", "weights MB", "CER %", "speed-up"], rows, "llrrrrrrrr")
 
 
+def onnx_table(result: dict) -> List[str]:
+    lines = ["The committed tiny test model as an `EncoderASR` folder (torch fp32, torch int8) and as its ONNX export "
+             "(onnxruntime fp32, int8 by each method), the sample test speaker's utterances one at a time, the sides "
+             "alternating file by file; peak RSS in a worker process per side. The 580M architecture's rows "
+             "(`--onnx` without `--skip-580m`, several minutes) are in docs/onnx.md.", ""]
+    rows = [[r["model"], r["side"], f"{r['rtf']:.4f}", f"{r['median_ms']:.1f}", f"{r['worst_ms']:.1f}",
+             f"{r['process_peak_mb']:,.0f}", f"{r['file_mb']:.1f}" if r.get("file_mb") is not None else "-",
+             f"{r['cer']:.2f}" if "cer" in r else "-", f"{r['same_text_as_torch_fp32']}/{r['items']}",
+             ratio(r["speed_up"])] for r in result["rows"]]
+    return lines + markdown_table(["model", "side", "RTF", "median ms", "worst ms", "peak RSS MB", "file MB", "CER %",
+                                   "same text as torch fp32", "speed vs torch fp32"], rows, "llrrrrrrrr")
+
+
+def serve_table(result: dict) -> List[str]:
+    lines = [f"`w2vbert-asr serve --max-batch {result['max_batch']} --max-wait-ms {result['max_wait_ms']:g}` in its "
+             f"own process; closed-loop clients (asyncio tasks in the bench's process, on the same machine) sending "
+             f"{result['files']} sample recordings of {result['mean_audio_s']:.1f} s on average. Throughput: audio "
+             "seconds transcribed per second; latency: upload to answer.", ""]
+    rows = [[r["model"], r["clients"], r["requests"], f"{r['audio_s_per_s']:.2f}", ratio(r["vs_1_client"]),
+             f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}", f"{r['p99_over_p50']:.2f}", f"{r['mean_batch']:.1f}"]
+            for r in result["rows"]]
+    return lines + markdown_table(["model", "clients", "requests", "audio s/s", "vs 1 client", "p50 ms", "p99 ms",
+                                   "p99/p50", "requests per model call"], rows, "lrrrrrrrr")
+
+
+def jobs_table(result: dict) -> List[str]:
+    lines = [f"`w2vbert-asr transcribe --manifest --output-dir` on {result['files']} files "
+             f"({result['audio_s']:.0f} s of audio), one process against two (`torchrun`-style ranks, one thread "
+             "each); end to end includes starting the processes and loading the model.", ""]
+    rows = [[r["processes"], f"{r['end_to_end_median']:,.0f}", f"{r['end_to_end_worst']:,.0f}",
+             f"{r['steady_median']:,.0f}", f"{r['steady_worst']:,.0f}", ratio(r["speed_up"])] for r in result["rows"]]
+    return lines + markdown_table(["processes", "files/hour end to end", "worst", "files/hour steady", "worst",
+                                   "vs 1 process"], rows, "rrrrrr")
+
+
+def checkpoint_table(result: dict) -> List[str]:
+    lines = [f"A {result['params'] / 1e6:.0f}M-parameter model with its AdamW state ({result['bytes'] / 1e9:.2f} GB "
+             f"written, {result['estimated_bytes'] / 1e9:.2f} GB estimated before training), saved and recovered "
+             f"{result['repeats']} times per side, alternating, on the temporary folder's disk.", ""]
+    rows = [[r["side"], f"{r['save_median']:.2f}", f"{r['save_worst']:.2f}", f"{r['load_median']:.2f}",
+             f"{r['load_worst']:.2f}", ratio(r["save_vs_speechbrain"])] for r in result["rows"]]
+    return lines + markdown_table(["side", "save s median", "worst", "recover s median", "worst",
+                                   "save vs SpeechBrain"], rows, "lrrrrr")
+
+
 def decode_table(result: dict) -> List[str]:
     lines = [f"{result['utterances']} test utterances of the sample corpus ({result['audio_seconds']:.1f} s) under "
              f"`{result['model']}`; {result['order']}-gram LM of the sample train transcripts ({result['estimator']}), "
@@ -211,9 +256,20 @@ BENCHES = [
           "fp32 against int8 dynamic quantisation of the encoder's linear layers (`w2vbert-asr --int8`) on the "
           "4 x 512 bench encoder (random weights) and the committed tiny test model (its CER on the sample test "
           "speaker). fbgemm's int8 kernels use VNNI where the CPU has it (see the host line).", int8_table),
+    Bench("onnx", ["bench/inference.py", "--onnx", "--skip-580m"], "ONNX runtime",
+          "PyTorch against the ONNX export run by onnxruntime without torch (`w2vbert-asr transcribe --backend "
+          "onnx`), fp32 and int8.", onnx_table),
     Bench("decode", ["bench/decode.py"], "Decoding",
           "Greedy, SpeechBrain's `CTCBeamSearcher` without and with the word n-gram LM, and pyctcdecode with the "
           "same LM, on log-probabilities computed once; one thread.", decode_table),
+    Bench("serve", ["bench/serve.py", "--seconds", "10", "--requests", "60"], "Service",
+          "The HTTP service under 1, 8 and 32 concurrent clients, with the committed tiny test model and the "
+          "4 x 512 bench encoder (random weights).", serve_table),
+    Bench("jobs", ["bench/jobs.py", "--files", "100"], "Batch jobs",
+          "A resumable batch job over a manifest with the committed tiny test model.", jobs_table),
+    Bench("checkpoint_save", ["bench/checkpoint_save.py", "--repeats", "3"], "Checkpoints",
+          "Atomic checkpoints (`AtomicCheckpointer`: a hidden folder, fsync, the meta file last, a rename) against "
+          "SpeechBrain's `Checkpointer`.", checkpoint_table),
     Bench("prepare", ["bench/prepare.py", "--n", "10000"], "Data preparation",
           "The OpenSLR 54 metadata pass (`openslr54_prepare.py`) on a synthetic extracted corpus: listing the files, "
           "reading each file's header in one process, a thread pool and a process pool, and the whole preparation "

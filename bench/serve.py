@@ -38,7 +38,8 @@ import soundfile as sf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from inference import random_folder, sample_audio  # noqa: E402  (bench/ is on sys.path when run as a script)
+from common import add_json_option, emit  # noqa: E402  (bench/ is on sys.path when run as a script)
+from inference import random_folder, sample_audio  # noqa: E402
 
 LEVELS = (1, 8, 32)
 
@@ -136,6 +137,7 @@ def main():
     parser.add_argument("--max-batch", type=int, default=32, help="the service's --max-batch (default 32)")
     parser.add_argument("--max-wait-ms", type=float, default=10.0, help="the service's --max-wait-ms (default 10)")
     parser.add_argument("--batch-size", type=int, default=32, help="the service's --batch-size (default 32)")
+    add_json_option(parser)
     args = parser.parse_args()
 
     import torch
@@ -187,7 +189,8 @@ def main():
         top = [r for r in rows if r["model"] == name and r["clients"] == 32][0]
         print(f"{name}: 32 clients: throughput {top['vs_1_client']}x one client's (target >= 3), "
               f"p99/p50 {top['p99_over_p50']} (target <= 3)")
-    print(json.dumps({"bench": "serve", "rows": rows}))
+    emit({"bench": "serve", "files": len(files), "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
+          "mean_audio_s": statistics.mean(f[2] for f in files), "rows": rows}, args.json, torch.get_num_threads())
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ demo: install
 bench: install
 	$(PY) bench/frontend.py
 
-# Runs every bench (about 10-15 min on 2 CPU cores; run it on a quiet machine)
+# Runs every bench (about half an hour on 2 CPU cores; run it on a quiet machine)
 # and rewrites docs/benchmarks.md; results/bench-report/ keeps their JSON.
 bench-report: install
 	$(PY) bench/report.py

@@ -223,16 +223,18 @@ def int8_bench(args):
     emit({"bench": "inference_int8", "files": args.files, "rows": rows_out}, args.json, args.threads)
 
 
-def onnx_side(label, folder, onnx_folder):
+def onnx_side(label, folder, onnx_folder, savedir):
     """A transcriber of one bench side: ``torch-fp32``, ``torch-int8`` (the
     EncoderASR folder), ``onnx-fp32`` or ``onnx-int8-<method>`` (an ONNX
-    folder per int8 method)."""
+    folder per int8 method). onnxruntime's threads do not spin between
+    calls: the sides alternate in one process, and a spinning pool would
+    take the cores from the side that runs next."""
     if label.startswith("torch"):
         from speechbrain_w2vbert.inference.folder import load_asr
         from speechbrain_w2vbert.inference.quantization import quantize_asr_int8
         from speechbrain_w2vbert.inference.transcriber import Transcriber
 
-        asr = load_asr(folder, tempfile.mkdtemp(prefix="bench-sb-"))
+        asr = load_asr(folder, tempfile.mkdtemp(prefix="bench-sb-", dir=savedir))
         if label == "torch-int8":
             quantize_asr_int8(asr)
         return Transcriber(asr, segmenter=None, chunk_length=60)
@@ -241,7 +243,7 @@ def onnx_side(label, folder, onnx_folder):
     method = label.split("-", 2)[2] if label.startswith("onnx-int8") else None
     path = onnx_folder if method is None else f"{onnx_folder}-{method}"
     return OnnxTranscriber(path, "int8" if method else "fp32", segmenter=None, chunk_length=60,
-                           num_threads=torch.get_num_threads())
+                           num_threads=torch.get_num_threads(), spinning=False)
 
 
 def onnx_memory_worker(args):
@@ -250,7 +252,7 @@ def onnx_memory_worker(args):
 
     from common import reset_peak_rss, rss_mb
 
-    side = onnx_side(args.onnx_memory, args.folder, args.onnx_folder)
+    side = onnx_side(args.onnx_memory, args.folder, args.onnx_folder, os.path.dirname(args.onnx_folder))
     wavs = [np.load(path) for path in args.wavs.split(",")]
     convert = (lambda w: torch.from_numpy(w)) if args.onnx_memory.startswith("torch") else (lambda w: w)
     side.transcribe_waveforms([convert(wavs[0])])
@@ -323,7 +325,7 @@ def onnx_bench(args):
             texts = {label: [] for label in labels}
             sides = {}
             for label in labels:  # one at a time in memory for the 580M model
-                side = onnx_side(label, folder, onnx_folder)
+                side = onnx_side(label, folder, onnx_folder, workdir)
                 convert = (lambda w: torch.from_numpy(w)) if label.startswith("torch") else (lambda w: w)
                 side.transcribe_waveforms([convert(wavs[0])])  # warm-up
                 sides[label] = (side, convert)

@@ -8,7 +8,7 @@ how busy the machine was meanwhile (CPU time of other processes, read from
 ``/proc/stat``: the machine may be shared), keeps each result in
 ``--results`` (``results/bench-report/<name>.json``), and writes one
 markdown section per result. The options of :data:`BENCHES` keep the whole
-report at about 10-15 minutes on 2 CPU cores; the benches' own defaults run
+report at about half an hour on 2 CPU cores; the benches' own defaults run
 longer.
 
 A bench that fails is named in its section with its last error line (the
@@ -233,7 +233,7 @@ def prepare_table(result: dict) -> List[str]:
     return lines + markdown_table(["step", "seconds", "utterances/s"], rows)
 
 
-#: The report's benches, in order, with options that keep it near 10-15 minutes on 2 cores.
+#: The report's benches, in order, with options that keep it near half an hour on 2 cores.
 BENCHES = [
     Bench("frontend", ["bench/frontend.py", "--mode", "both"], "Frontend",
           "transformers' `SeamlessM4TFeatureExtractor` (numpy) against `SeamlessFbank` on the same waveforms, "
@@ -333,6 +333,11 @@ def section(bench: Bench, result: Optional[dict]) -> List[str]:
     return lines + host_lines(result) + [""] + bench.table(result) + [""]
 
 
+def total_wall(results: Sequence[dict]) -> float:
+    """Seconds the benches of ``results`` took, as recorded."""
+    return sum(r.get("run", {}).get("wall_s", 0.0) for r in results)
+
+
 def render(results: Dict[str, Optional[dict]]) -> str:
     """The whole markdown document of the results (None: not run)."""
     done = [r for r in results.values() if r and "host" in r]
@@ -342,8 +347,8 @@ def render(results: Dict[str, Optional[dict]]) -> str:
              "Every figure here comes from one of the `bench/` scripts, which run the baseline and ours side by side "
              "in one run, on the same data. Each section names its command, when and at which commit it ran, the "
              "machine (CPU, the vector and matrix units that change the figures, threads) and the library versions; "
-             "`make bench-report` runs them all again (about 10-15 minutes on 2 CPU cores) and rewrites this file. "
-             "Ratios compare rows of the same run; compare absolute times only between runs on the same host. "
+             f"`make bench-report` runs them all again (here {minutes(total_wall(done))} in all) and rewrites this "
+             "file. Ratios compare rows of the same run; compare absolute times only between runs on the same host. "
              "The design behind the figures is in [design.md](design.md).", ""]
     busy_ones = [bench.title for bench in BENCHES if results.get(bench.name) and busy(results[bench.name])]
     if busy_ones:

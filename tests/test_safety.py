@@ -75,16 +75,27 @@ def test_python_entry_point_refuses_and_runs_nothing(attack, tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("command", [["transcribe"], ["align"], ["export-hf"]])
+@pytest.mark.parametrize("command", [["transcribe"], ["align"], ["export-hf"], ["export-onnx"], ["serve"]])
 def test_cli_refuses_and_runs_nothing(command, tmp_path):
     folder, marker = malicious_folder(tmp_path, "apply")
     audio = os.path.join(ROOT, "tests", "data", "ne_speech_a.flac")
     text = tmp_path / "t.txt"
     text.write_text("नमस्ते", encoding="utf-8")
-    extra = {"transcribe": [audio], "align": [audio, text], "export-hf": [tmp_path / "hf"]}[command[0]]
+    extra = {"transcribe": [audio], "align": [audio, text], "export-hf": [tmp_path / "out"],
+             "export-onnx": [tmp_path / "out"], "serve": ["--port", "0"]}[command[0]]
     with pytest.raises(SystemExit, match=r"key 'pwn' runs !apply:os.system.*--trust-remote-code"):
         cli(*command, folder, *extra, "--savedir", tmp_path / "s")
-    assert not marker.exists() and not (tmp_path / "hf").exists()
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_evaluation_script_refuses_and_runs_nothing(tmp_path):
+    import evaluate
+
+    folder, marker = malicious_folder(tmp_path, "nested")
+    spec = "openslr43:" + os.path.join(ROOT, "tests", "data", "test_sets", "openslr43")
+    with pytest.raises(SystemExit, match=r"key 'deep.list\[1\].inner' runs !apply:os.system.*trust"):
+        evaluate.main([folder, "--test_set", spec, "--output_folder", str(tmp_path / "out")])
+    assert not marker.exists()
 
 
 def test_scoring_script_refuses_and_runs_nothing(tmp_path, sample_corpus):

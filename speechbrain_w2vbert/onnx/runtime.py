@@ -289,6 +289,11 @@ class OnnxTranscriber(TranscriptionPipeline):
         with its defaults); None cuts them in fixed overlapping chunks only.
     num_threads : int, optional
         onnxruntime's intra-op threads (None: its default, one per core).
+    spinning : bool
+        Whether onnxruntime's worker threads busy-wait for work after a
+        call (its default: the lowest latency for back-to-back calls);
+        False leaves the cores idle between calls, for a process that
+        does other compute between transcriptions.
 
     Raises
     ------
@@ -303,7 +308,8 @@ class OnnxTranscriber(TranscriptionPipeline):
                  stride_length: float = 4.0, batch_size: int = 8, progress: Optional[bool] = None,
                  use_lm: Optional[bool] = None, beam_size: Optional[int] = None, lm_weight: Optional[float] = None,
                  word_bonus: Optional[float] = None, hotwords: Sequence[str] = (),
-                 hotword_weight: Optional[float] = None, segmenter="vad", num_threads: Optional[int] = None):
+                 hotword_weight: Optional[float] = None, segmenter="vad", num_threads: Optional[int] = None,
+                 spinning: bool = True):
         manifest = open_onnx_folder(folder)
         self.folder, self.manifest = folder, manifest
         models = manifest["models"]
@@ -329,7 +335,7 @@ class OnnxTranscriber(TranscriptionPipeline):
             raise ValueError(f"{folder}: {error}") from None
         super().__init__(tokenizer, sample_rate, manifest["min_samples"], manifest["samples_per_frame"],
                          chunk_length, stride_length, batch_size, progress, decoder, segmenter)
-        self.session = self._session(os.path.join(folder, models[precision]), num_threads)
+        self.session = self._session(os.path.join(folder, models[precision]), num_threads, spinning)
 
     @staticmethod
     def _lm_decoder(folder: str, manifest: Dict) -> Optional[PyctcdecodeDecoder]:
@@ -344,7 +350,7 @@ class OnnxTranscriber(TranscriptionPipeline):
                                   entry.get("beam_prune_logp", -10.0), entry.get("token_prune_min_logp", -5.0),
                                   blank_index=manifest["blank_index"])
 
-    def _session(self, path: str, num_threads: Optional[int]):
+    def _session(self, path: str, num_threads: Optional[int], spinning: bool = True):
         """onnxruntime's session of the graph, its vocabulary checked."""
         import onnxruntime
 
@@ -352,6 +358,8 @@ class OnnxTranscriber(TranscriptionPipeline):
         if num_threads:
             options.intra_op_num_threads = int(num_threads)
             options.inter_op_num_threads = 1
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime's errors on a damaged graph or external data

@@ -36,10 +36,13 @@ def archive(sample_test_rows, tmp_path_factory):
 
 
 def outputs(out):
-    """{relative path: (inode, mtime_ns)} of the transcripts written."""
+    """{relative path: (inode, mtime_ns)} of the transcripts written (a
+    kill may leave one temporary file, which is not a transcript)."""
     found = {}
     for folder, _, files in os.walk(os.path.join(out, "transcripts")):
         for name in files:
+            if name.endswith(".tmp"):
+                continue
             stat = os.stat(os.path.join(folder, name))
             found[os.path.relpath(os.path.join(folder, name), out)] = (stat.st_ino, stat.st_mtime_ns)
     return found

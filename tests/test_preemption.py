@@ -111,8 +111,9 @@ def test_dev_inside_epochs_runs_before_the_stop_with_the_training_state_kept(tmp
 
 def test_data_loading_workers_live_through_a_sigterm():
     """A scheduler signals every process of the job: a worker with
-    QuietWorkers keeps serving (PyTorch would report its death in the
-    main process at once), and a second SIGTERM still ends it."""
+    QuietWorkers keeps serving while the main process handles the stop
+    (PyTorch would report its death in the main process at once), and a
+    second SIGTERM still ends it."""
 
     class Handlers(torch.utils.data.Dataset):
         def __len__(self):
@@ -125,13 +126,48 @@ def test_data_loading_workers_live_through_a_sigterm():
     items = iter(loader)
     worker, default = next(items)
     assert not default
-    os.kill(worker, signal.SIGTERM)
-    for _ in range(100):  # until an item made after the signal arrives
-        pid, default = next(items)
-        if default:
-            break
+    with StopSignals() as stop:
+        os.kill(worker, signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100):  # until an item made after the signal arrives
+            pid, default = next(items)
+            if default:
+                break
+    assert stop.received == "SIGTERM"
     assert default and pid == worker  # the same worker, alive, its next SIGTERM deadly
     del items
+
+
+WORKERS_AT_EXIT = """
+import os, signal, sys, torch
+sys.path.insert(0, {root!r})
+from speechbrain_w2vbert.training.preemption import QuietWorkers
+loader = torch.utils.data.DataLoader(list(range(100)), batch_size=None, num_workers=2, worker_init_fn=QuietWorkers())
+items = iter(loader)  # alive at exit: multiprocessing terminates and joins its workers
+print(next(items), flush=True)
+{kill}
+"""
+
+
+@pytest.mark.parametrize("kill", ["", "os.kill(items._workers[0].pid, signal.SIGTERM)"],
+                         ids=["workers alive at exit", "a worker signalled alone"])
+def test_a_process_with_quiet_workers_still_exits(kill):
+    """A worker signalled without a stop in the main process ends (after
+    its wait), and a process ending with its workers alive ends at once:
+    multiprocessing's SIGTERM at exit is not taken for a scheduler's."""
+    code = WORKERS_AT_EXIT.format(root=ROOT, kill=kill)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if kill:  # the worker's wait, shortened
+        code = code.replace("from speechbrain_w2vbert.training.preemption import QuietWorkers",
+                            "from speechbrain_w2vbert.training import preemption\n"
+                            "preemption.WORKER_WAIT_S = 1.0\nQuietWorkers = preemption.QuietWorkers")
+        code += "import time\ntime.sleep(3)\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.stdout.split()[:1] == ["0"], proc.stderr[-2000:]
+    if kill:  # the worker ended: PyTorch reports it in the main process, which fails
+        assert proc.returncode != 0 and "killed by signal" in proc.stderr, proc.stderr[-2000:]
+    else:
+        assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_the_brains_loaders_give_their_workers_quiet_signals(tmp_path):

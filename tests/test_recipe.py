@@ -462,7 +462,8 @@ def test_ddp_two_cpu_processes(data, tmp_path):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     stopped = run(["--signal-at-update=3:USR1:rank1", *args], runner=True, threads=1, launcher=launcher, check=False)
     log = stopped.stdout + stopped.stderr
-    assert stopped.returncode == 1 and log.count("exitcode  : 75") == 2, log[-3000:]
+    # torchrun reports the first rank's 75 and may end the other with a SIGTERM once that rank has exited
+    assert stopped.returncode == 1 and re.search(r"exitcode\s*: 75", log), log[-3000:]
     assert log.count("SIGUSR1 (rank 1): stopped at update 3 (epoch 1, batch 3)") == 2  # both ranks
     at_signal = latest_checkpoint(output)
     assert brain_state(at_signal)["optimizer_step"] == 3

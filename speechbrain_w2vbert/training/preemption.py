@@ -13,9 +13,13 @@ checkpoints and dev evaluations on update boundaries.
 Authors: speechbrain-w2vbert contributors
 """
 
+import atexit
 import logging
+import multiprocessing
+import os
 import signal
 import threading
+import time
 from typing import Callable, Optional
 
 import speechbrain as sb
@@ -31,6 +35,31 @@ logger = logging.getLogger(__name__)
 
 #: The signals that stop training with a checkpoint.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+#: What the main process tells its data-loading workers about a SIGTERM
+#: (:func:`worker_flag`): nothing yet, a stop is being handled (hold on),
+#: or the process is ending (go).
+UNDECIDED, HOLD, RELEASE = 0, 1, 2
+#: Seconds a worker waits for the main process to say which, after a SIGTERM.
+WORKER_WAIT_S = 30.0
+_FLAG = None
+
+
+def worker_flag():
+    """The flag shared with this process's data-loading workers (created on
+    first use, before the workers fork; set to :data:`RELEASE` when the
+    process exits, so that the SIGTERM multiprocessing sends its workers
+    at exit ends them at once)."""
+    global _FLAG
+    if _FLAG is None:
+        _FLAG = multiprocessing.Value("i", UNDECIDED, lock=False)
+        atexit.register(_release_workers)  # runs before multiprocessing's own exit hook, registered earlier
+    return _FLAG
+
+
+def _release_workers():
+    if _FLAG is not None:
+        _FLAG.value = RELEASE
 
 
 class StopSignals:
@@ -72,6 +101,8 @@ class StopSignals:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}
+        if _FLAG is not None and _FLAG.value == HOLD:  # the stop is handled: a later SIGTERM ends the workers
+            _FLAG.value = UNDECIDED
         return False
 
     def _handle(self, signum, frame):
@@ -79,6 +110,8 @@ class StopSignals:
         del frame
         name = signal.Signals(signum).name
         if self.received is None:
+            if _FLAG is not None and _FLAG.value == UNDECIDED:
+                _FLAG.value = HOLD  # the workers got the scheduler's SIGTERM too: they hold on
             self.received = name
             logger.warning("%s received: stopping after the update in progress, with a checkpoint", name)
         else:
@@ -90,20 +123,33 @@ class StopSignals:
         return any_rank(self.received is not None)
 
 
-def _second_sigterm_ends(signum, frame):
-    """A data-loading worker's SIGTERM handler: the next SIGTERM ends it."""
-    del signum, frame
+def _worker_sigterm(signum, frame):
+    """A data-loading worker's SIGTERM handler. A stop the main process
+    handles (the scheduler signals every process of a job): the worker
+    lives on, and the next SIGTERM ends it. Otherwise (the main process
+    ending, or no stop within :data:`WORKER_WAIT_S`): it ends now, as by
+    the signal."""
+    del frame
+    deadline = time.monotonic() + WORKER_WAIT_S
+    flag = _FLAG
+    while flag is not None and flag.value == UNDECIDED and time.monotonic() < deadline:
+        time.sleep(0.02)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if flag is None or flag.value != HOLD:
+        os.kill(os.getpid(), signum)
 
 
 class QuietWorkers:
     """``worker_init_fn`` of data-loading workers: they ignore SIGUSR1 and
-    the first SIGTERM, which a scheduler sends to every process of a job.
+    the first SIGTERM of a stop, which a scheduler sends to every process
+    of a job.
 
     Otherwise a worker dies at once and PyTorch raises its death in the
     main process (its SIGCHLD handler), wherever training is, before the
-    checkpoint is written. The main process shuts its workers down itself
-    when it stops; a second SIGTERM still ends a worker.
+    checkpoint is written. A worker tells that SIGTERM from the one
+    multiprocessing sends its workers when the main process exits through
+    :func:`worker_flag` (create it in the main process before the workers
+    start, as the constructor does); a second SIGTERM always ends a worker.
 
     Arguments
     ---------
@@ -122,10 +168,11 @@ class QuietWorkers:
 
     def __init__(self, then: Optional[Callable[[int], None]] = None):
         self.then = then
+        worker_flag()
 
     def __call__(self, worker_id: int) -> None:
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, _second_sigterm_ends)
+        signal.signal(signal.SIGTERM, _worker_sigterm)
         if self.then is not None:
             self.then(worker_id)
 

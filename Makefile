@@ -16,7 +16,7 @@ LATEST_PY := $(LATEST_VENV)/bin/python
 PAIR ?=
 CHECK_ENV = tools/envcheck.py
 
-.PHONY: install test test-fast demo bench bench-report gpu-report gpu-wheels test-latest lock lmplz clean
+.PHONY: install test test-all test-fast demo bench bench-report gpu-report gpu-wheels test-latest lock lmplz clean
 
 install: $(VENV)/.installed
 
@@ -29,13 +29,19 @@ $(VENV)/.installed: pyproject.toml $(LOCK) $(LOCK_NO_DEPS)
 	$(PY) $(CHECK_ENV) --lock $(LOCK) --strict
 	touch $@
 
-# The whole test suite, doctests included (CI runs exactly this).
+# The test suite CI runs, doctests included, in $(JOBS) processes (pytest-xdist):
+# every mechanism, end to end once; `test-all` adds the end-to-end variants
+# (marker `extended`: the full-size recipe rows, torch.compile, ...).
+JOBS ?= 2
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(JOBS) --dist load -m "not extended"
 
-# Everything but the recipe trainings and the other slow tests (under a minute).
+test-all: install
+	$(PY) -m pytest -n $(JOBS) --dist load
+
+# Everything but the recipe trainings and the other slow tests (a minute or two).
 test-fast: install
-	$(PY) -m pytest -m "not recipe and not slow"
+	$(PY) -m pytest -m "not recipe and not slow and not extended"
 
 # The main job (see README.md).
 demo: install

@@ -231,6 +231,7 @@ def test_frontend_precision_is_the_same_in_training_and_eval():
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_torch_compile_with_dynamic_shapes_matches_eager():
     # SpeechBrain's --compile --compile_using_dynamic_shape_tracing compiles
     # the whole lobe. The frontend must stay eager: traced, inductor failed on

@@ -214,7 +214,8 @@ def ddp_straight(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["rank1", "parent"], ids=["SIGUSR1 to rank 1 only", "SIGTERM to torchrun"])
+@pytest.mark.parametrize("target", ["rank1", pytest.param("parent", marks=pytest.mark.extended)],
+                         ids=["SIGUSR1 to rank 1 only", "SIGTERM to torchrun"])
 def test_under_torchrun_every_rank_stops_at_the_same_update(target, ddp_straight, tmp_path):
     """One rank signalled (SIGUSR1), or torchrun signalled (SIGTERM, which
     it forwards to each worker): both ranks stop at the same update, the

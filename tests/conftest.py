@@ -4,8 +4,13 @@ recipe-sized slices, the tiny recipe's CPU training settings and the trained
 test model.
 
 Markers (registered in pyproject.toml): ``recipe`` for the tests that train
-through the recipe, ``slow`` for the other long ones; ``make test-fast``
-runs everything else.
+through the recipe, ``slow`` for the other long ones, ``extended`` for the
+end-to-end variants ``make test`` leaves to ``make test-all``; ``make
+test-fast`` runs what is not marked.
+
+Under pytest-xdist each worker gets its share of the cores
+(:data:`tests.helpers.THREADS`): torch's threads of two processes on the
+same cores would spin against each other.
 """
 
 import csv
@@ -14,8 +19,12 @@ from typing import NamedTuple
 
 import pytest
 import soundfile as sf
+import torch
 
-from tests.helpers import DATA_DIR, MODEL, SLICE_EVAL, SLICE_TRAIN, TINY_HPARAMS
+from tests.helpers import DATA_DIR, MODEL, SLICE_EVAL, SLICE_TRAIN, THREADS, TINY_HPARAMS
+
+os.environ["OMP_NUM_THREADS"] = str(THREADS)  # the subprocesses the tests start, unless they set their own
+torch.set_num_threads(THREADS)
 
 
 @pytest.fixture(scope="session")

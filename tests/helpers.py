@@ -15,6 +15,9 @@ MODEL = os.path.join(DATA_DIR, "tiny_ne_model")
 HPARAMS_DIR = os.path.join(ROOT, "hparams")
 TINY_HPARAMS = os.path.join(HPARAMS_DIR, "w2vbert_ctc_tiny.yaml")
 RECIPE_DIR = os.path.join(ROOT, "recipes", "OpenSLR54")
+#: Threads per test process: the cores shared among pytest-xdist's workers
+#: (each worker's torch, and the trainings it starts, use this many).
+THREADS = max(1, (os.cpu_count() or 2) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 #: Utterances per split of the recipe tests' slices of the sample corpus (the ``recipe_data`` fixture).
 SLICE_TRAIN, SLICE_EVAL = 24, 5
 

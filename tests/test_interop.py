@@ -19,7 +19,7 @@ import sys
 import pytest
 import torch
 
-from tests.helpers import MODEL, RECIPE_DIR, ROOT, TINY_HPARAMS
+from tests.helpers import MODEL, RECIPE_DIR, ROOT, THREADS, TINY_HPARAMS
 
 @pytest.fixture(scope="module")
 def hf_folder(asr, tmp_path_factory):
@@ -60,7 +60,7 @@ def test_hub_style_repo_offline(asr, test_files, tmp_path):
         "print('\\n'.join(asr.transcribe_file(p) for p in sys.argv[1:]))\n"
     )
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "hub"), HF_HOME=str(tmp_path / "home"),
-               PYTHONPATH=ROOT, OMP_NUM_THREADS="2")
+               PYTHONPATH=ROOT, OMP_NUM_THREADS=str(THREADS))
     paths = [r["wav"] for r in test_files[:3]]
     proc = subprocess.run([sys.executable, "-c", code, *paths], env=env, capture_output=True, text=True,
                           timeout=300)
@@ -194,7 +194,7 @@ def test_recipe_evaluates_an_imported_checkpoint(hf_folder, test_files, asr, tmp
             f"--train_csv={test_csv}", f"--dev_csv={test_csv}", f"--test_csv={test_csv}",
             f"--output_folder={output}", f"--init_from_hf={hf_folder}", "--number_of_epochs=0",
             "--hf_export=False", "--noprogressbar"]
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="2")
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS=str(THREADS))
     proc = subprocess.run([sys.executable, os.path.join(RECIPE_DIR, "train.py"), *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -20,7 +20,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import DATA_DIR, RECIPE_DIR, ROOT, SLICE_EVAL, SLICE_TRAIN, TINY_HPARAMS
+from tests.helpers import DATA_DIR, RECIPE_DIR, ROOT, SLICE_EVAL, SLICE_TRAIN, THREADS, TINY_HPARAMS
 
 pytestmark = pytest.mark.recipe  # every test here trains through the recipe, or uses a trained run
 
@@ -28,7 +28,7 @@ TRAIN = os.path.join(RECIPE_DIR, "train.py")
 RUNNER = os.path.join(ROOT, "tests", "recipe_runner.py")
 
 
-def _env(threads=2):
+def _env(threads=THREADS):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.update(OMP_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false")
     return env
@@ -59,7 +59,7 @@ def recipe_args(data, output, *extra):
     ]
 
 
-def run(args, runner=False, check=True, threads=2, launcher=None, env=None):
+def run(args, runner=False, check=True, threads=THREADS, launcher=None, env=None):
     """Runs train.py (or the fault-injecting runner) in a subprocess, with
     ``env`` added to the environment."""
     command = [*(launcher or [sys.executable]), RUNNER if runner else TRAIN, *args]
@@ -287,7 +287,7 @@ def test_hf_export_gives_the_same_logits(trained, data):
 #: seeding (README, "Resuming"): the same thread count in both processes and
 #: MKL's conditional numerical reproducibility, which keeps MKL's GEMM
 #: results independent of memory alignment and of MKL's own thread choice.
-BITWISE_ENV = {"OMP_NUM_THREADS": "2", "MKL_CBWR": "AUTO,STRICT"}
+BITWISE_ENV = {"OMP_NUM_THREADS": str(THREADS), "MKL_CBWR": "AUTO,STRICT"}
 
 
 def same_structure(a, b, where):

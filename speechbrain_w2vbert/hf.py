@@ -18,6 +18,7 @@ Authors: speechbrain-w2vbert contributors
 
 import contextlib
 import copy
+import logging
 import os
 import tempfile
 from typing import Iterator, Optional, Sequence
@@ -124,6 +125,32 @@ def hf_processor(encoder: torch.nn.Module, tokenizer: CharTokenizer, folder: str
 
 
 @contextlib.contextmanager
+def _quiet_export():
+    """For the block: no progress bar from transformers' ``save_pretrained``
+    (one shard: nothing to follow), and pyctcdecode's loggers at ERROR: its
+    notes on building a decoder over our vocabulary (``|`` read as the
+    space, ``[PAD]`` as the blank, ``[UNK]``, "only N unigrams" on a small
+    LM, the ARPA copied) are expected and harmless here, since the
+    alphabet is our tokenizer's and the unigrams the LM's own words."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    loggers = [logging.getLogger(name) for name in ("pyctcdecode", "pyctcdecode.decoder", "pyctcdecode.alphabet",
+                                                    "pyctcdecode.language_model")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
 def pyctcdecode_decoder(labels: Sequence[str], lm_decoder) -> Iterator:
     """pyctcdecode's ``BeamSearchDecoderCTC`` over ``labels`` (the head's
     tokens, in id order) with an :class:`~speechbrain_w2vbert.lm.beam.LMBeamDecoder`'s
@@ -182,11 +209,12 @@ def save_hf_folder(folder: str, encoder: torch.nn.Module, head: torch.nn.Linear,
     """
     if not isinstance(tokenizer, CharTokenizer):
         raise TypeError("the Hugging Face export needs the character tokenizer (vocab.json)")
-    to_hf_ctc(encoder, head, tokenizer.blank_index).save_pretrained(folder)
-    hf_processor(encoder, tokenizer, folder).save_pretrained(folder)
-    if lm_decoder is not None and lm_decoder.uses_lm:
-        with pyctcdecode_decoder(tokenizer.tokens, lm_decoder) as decoder:
-            decoder.save_to_dir(folder)
+    with _quiet_export():
+        to_hf_ctc(encoder, head, tokenizer.blank_index).save_pretrained(folder)
+        hf_processor(encoder, tokenizer, folder).save_pretrained(folder)
+        if lm_decoder is not None and lm_decoder.uses_lm:
+            with pyctcdecode_decoder(tokenizer.tokens, lm_decoder) as decoder:
+                decoder.save_to_dir(folder)
     return folder
 
 

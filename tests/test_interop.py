@@ -46,6 +46,7 @@ def test_fixture_model_transcribes_words(asr, test_files):
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_hub_style_repo_offline(asr, test_files, tmp_path):
     """``from_hparams(source="org/name")`` served from a pre-populated Hugging
     Face cache with HF_HUB_OFFLINE=1 (SpeechBrain's own hub fetch)."""

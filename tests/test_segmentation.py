@@ -50,6 +50,7 @@ def test_bad_vad_options_are_refused():
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_long_recording_segmented_at_pauses_as_well_as_utterances_alone(asr, long_recording, tmp_path, savedir):
     """Character errors of the whole transcript: each utterance alone 162
     over the 38; VAD segments (defaults) 196 (1.21x; docs/design.md#long-recordings

@@ -56,6 +56,7 @@ def test_a_cue_never_spans_two_segments_and_short_cues_are_lengthened():
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 @pytest.mark.parametrize("fmt", ["srt", "vtt"])
 def test_subtitles_of_a_long_recording_parse_and_follow_its_segments(long_recording, tmp_path, savedir, fmt):
     from speechbrain_w2vbert.inference.subtitles import display_length

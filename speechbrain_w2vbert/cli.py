@@ -426,11 +426,13 @@ def _check_transcribe_options(args) -> None:
         raise SystemExit("w2vbert-asr: --mark-confidence must be in [0, 1]")
 
 
-def _run_transcribe(args, asr) -> int:
+def _run_transcribe(args, open_transcriber) -> int:
+    """``transcribe`` with the transcriber ``open_transcriber()`` gives
+    (either backend's), opened after the options are checked."""
     if args.output_dir:
-        return _run_job(args, _transcriber(args, asr, _decoder(args, asr)))
+        return _run_job(args, open_transcriber())
     _check_transcribe_options(args)
-    return _transcribe_and_write(args, _transcriber(args, asr, _decoder(args, asr)))
+    return _transcribe_and_write(args, open_transcriber())
 
 
 def _transcribe_and_write(args, transcriber) -> int:
@@ -485,6 +487,9 @@ def _onnx_transcriber(args):
     if args.revision or args.trust_remote_code:
         raise SystemExit("w2vbert-asr: --backend onnx reads a local folder written by export-onnx "
                          "(--revision and --trust-remote-code are for EncoderASR folders)")
+    if args.device != "cpu":
+        raise SystemExit(f"w2vbert-asr: --backend onnx runs on the CPU (onnxruntime's CPU provider): leave out "
+                         f"--device {args.device}, or use --backend torch")
     segmenter = None
     try:
         if args.segment == "vad":
@@ -496,14 +501,6 @@ def _onnx_transcriber(args):
             hotword_weight=args.hotword_weight, segmenter=segmenter, num_threads=args.threads)
     except (OnnxFolderError, ManifestError, ValueError, ImportError) as error:
         raise SystemExit(f"w2vbert-asr: {error}") from None
-
-
-def _run_transcribe_onnx(args) -> int:
-    """``transcribe --backend onnx``: the folder written by export-onnx, without torch."""
-    if args.output_dir:
-        return _run_job(args, _onnx_transcriber(args))
-    _check_transcribe_options(args)
-    return _transcribe_and_write(args, _onnx_transcriber(args))
 
 
 def _run_serve(args, asr) -> int:
@@ -545,7 +542,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``w2vbert-asr``; returns the exit status."""
     args = build_parser().parse_args(argv)
     if args.command == "transcribe" and args.backend == "onnx":
-        return _run_transcribe_onnx(args)
+        return _run_transcribe(args, lambda: _onnx_transcriber(args))  # export-onnx's folder, without torch
     if args.command == "serve" and args.backend == "onnx":  # a folder written by export-onnx, without torch
         return _run_serve(args, None)
     from speechbrain_w2vbert.inference.folder import ModelFolderError, load_asr
@@ -561,7 +558,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except (UnsafeFolderError, ManifestError, ModelFolderError) as error:
             raise SystemExit(f"w2vbert-asr: {error}") from None
         if args.command == "transcribe":
-            return _run_transcribe(args, asr)
+            return _run_transcribe(args, lambda: _transcriber(args, asr, _decoder(args, asr)))
         if args.command == "align":
             return _run_align(args, asr)
         if args.command == "export-onnx":

@@ -46,6 +46,7 @@ class HeldBackend:
 
     name = "held"
     sample_rate = 16000
+    aligns = False
 
     def __init__(self, uses_lm=False):
         self.gate = threading.Event()
@@ -71,6 +72,9 @@ class HeldBackend:
     def with_hotwords(self, hotwords):
         self.hotword_sets.append(tuple(hotwords))
         return self
+
+    def align_waveform(self, wav, transcript, sample_rate=None):
+        raise NotImplementedError
 
 
 @contextlib.contextmanager
@@ -252,6 +256,20 @@ def test_the_page_needs_nothing_from_outside():
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "connect-src 'self'" in page.headers["content-security-policy"]
     assert "http://" not in page.text and "https://" not in page.text and "//cdn" not in page.text
+
+
+def test_a_backend_missing_part_of_the_protocol_is_named():
+    from speechbrain_w2vbert.serve.app import create_app
+    from speechbrain_w2vbert.serve.backends import Backend
+
+    class NoAlignment:  # HeldBackend's members but align_waveform
+        name, sample_rate, aligns, uses_lm = "none", 16000, False, False
+        read, transcribe_waveforms, with_hotwords = (HeldBackend.read, HeldBackend.transcribe_waveforms,
+                                                     HeldBackend.with_hotwords)
+
+    assert isinstance(HeldBackend(), Backend) and not isinstance(NoAlignment(), Backend)
+    with pytest.raises(TypeError, match=r"NoAlignment is not a serve backend: it lacks align_waveform \("):
+        create_app(NoAlignment())
 
 
 # ---------------------------------------------------------------- the real service, end to end
@@ -469,6 +487,17 @@ def test_onnx_backend_serves_the_onnx_runtimes_transcripts(tmp_path):
 def test_serve_onnx_backend_refuses_an_encoder_asr_folder():
     with pytest.raises(SystemExit, match="manifest|export-onnx"):
         cli("serve", MODEL, "--backend", "onnx")
+
+
+@pytest.mark.parametrize("command", ["serve", "transcribe"])
+@pytest.mark.parametrize("option, message", [
+    (("--device", "cuda:0"), "runs on the CPU .*leave out --device cuda:0"),
+    (("--revision", "main"), "--revision and --trust-remote-code are for EncoderASR folders"),
+    (("--trust-remote-code",), "--revision and --trust-remote-code are for EncoderASR folders")])
+def test_onnx_backend_refuses_torch_only_options(command, option, message):
+    files = [SPEECH] if command == "transcribe" else []
+    with pytest.raises(SystemExit, match=message):
+        cli(command, MODEL, *files, "--backend", "onnx", *option)
 
 
 def test_torch_backend_hotwords_need_the_lm(asr):

@@ -62,6 +62,7 @@ from typing import List, Optional
 from speechbrain_w2vbert.audio import AudioError
 from speechbrain_w2vbert.inference.alignment import AlignmentError
 from speechbrain_w2vbert.inference.results import Transcript
+from speechbrain_w2vbert.serve.backends import BACKEND_MEMBERS
 from speechbrain_w2vbert.serve.batching import Batcher, QueueFull
 from speechbrain_w2vbert.serve.errors import APIError
 from speechbrain_w2vbert.serve.forms import Form, read_form
@@ -200,7 +201,16 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
     fastapi.FastAPI
         Its ``state`` holds ``batcher`` (the worker and its queue) and
         ``private_dir`` while it runs.
+
+    Raises
+    ------
+    TypeError
+        ``backend`` lacks a member of the :class:`Backend` protocol (named).
     """
+    missing = [member for member in BACKEND_MEMBERS if not hasattr(backend, member)]
+    if missing:
+        raise TypeError(f"{type(backend).__name__} is not a serve backend: it lacks {', '.join(missing)} "
+                        "(see speechbrain_w2vbert.serve.backends.Backend)")
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -339,7 +349,7 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
             if (form.value("stream") or "false").lower() not in ("false", "0"):
                 raise APIError(400, "stream: streaming is not supported; leave it out", param="stream")
             hotwords = [h for k in form.values("keywords") if (h := normalize_nepali(k))]
-            uses_lm = getattr(backend, "uses_lm", False)
+            uses_lm = backend.uses_lm
             if hotwords and not uses_lm:
                 raise APIError(400, "keywords: hotwords need a model that decodes with a word LM (lm.ckpt); this one "
                                     "decodes greedily", param="keywords")
@@ -357,7 +367,7 @@ def create_app(backend, settings: Optional[ServiceSettings] = None):
     async def align(request: Request):
         """The alignment route's work (see the module doc)."""
         async with upload(request, ALIGNMENT_FIELDS) as form:
-            if not getattr(backend, "aligns", hasattr(backend, "align_waveform")):
+            if not backend.aligns:
                 raise APIError(501, f"the {backend.name} backend cannot align transcripts: serve with --backend torch",
                                code="unsupported")
             text = form.value("text")

@@ -20,7 +20,7 @@ from speechbrain_w2vbert.audio import AudioError
 from speechbrain_w2vbert.inference.decoding import select_decoder
 from speechbrain_w2vbert.inference.results import Alignment, Transcript
 
-__all__ = ["Backend", "BackendError", "TranscriberBackend", "MAX_HOTWORDS"]
+__all__ = ["Backend", "BACKEND_MEMBERS", "BackendError", "TranscriberBackend", "MAX_HOTWORDS"]
 
 #: Hotwords of one request at most.
 MAX_HOTWORDS = 100
@@ -35,11 +35,15 @@ class Backend(Protocol):
     """What the service needs of a model.
 
     ``sample_rate`` (Hz) is the model's; ``name`` names the backend
-    (``torch``, ``onnx``) in messages.
+    (``torch``, ``onnx``) in messages; ``aligns`` says whether
+    :meth:`align_waveform` works, ``uses_lm`` whether it decodes with a word
+    LM (and so whether :meth:`with_hotwords` can favour words).
     """
 
     name: str
     sample_rate: int
+    aligns: bool
+    uses_lm: bool
 
     def read(self, path: str) -> Any:
         """The file's waveform at :attr:`sample_rate` (mono); raises
@@ -49,6 +53,19 @@ class Backend(Protocol):
                              sample_rate: Optional[int] = None) -> List[Union[Transcript, AudioError]]:
         """One :class:`Transcript` (or the ``AudioError`` of a waveform
         without speech) per waveform, in order; all of them batched."""
+
+    def align_waveform(self, wav: Any, transcript: str, sample_rate: Optional[int] = None) -> Alignment:
+        """The word and character times of ``transcript`` in ``wav``
+        (called only when :attr:`aligns`)."""
+
+    def with_hotwords(self, hotwords: Sequence[str]) -> "Backend":
+        """This backend favouring ``hotwords`` (called only when
+        :attr:`uses_lm`); raises ``ValueError`` for too many."""
+
+
+#: The names a backend must have (what ``isinstance(obj, Backend)`` checks).
+BACKEND_MEMBERS = tuple(Backend.__annotations__) + tuple(
+    name for name, value in vars(Backend).items() if callable(value) and not name.startswith("_"))
 
 
 class TranscriberBackend:

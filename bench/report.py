@@ -188,8 +188,17 @@ def serve_table(result: dict) -> List[str]:
     rows = [[r["model"], r["clients"], r["requests"], f"{r['audio_s_per_s']:.2f}", ratio(r["vs_1_client"]),
              f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}", f"{r['p99_over_p50']:.2f}", f"{r['mean_batch']:.1f}"]
             for r in result["rows"]]
-    return lines + markdown_table(["model", "clients", "requests", "audio s/s", "vs 1 client", "p50 ms", "p99 ms",
-                                   "p99/p50", "requests per model call"], rows, "lrrrrrrrr")
+    lines += markdown_table(["model", "clients", "requests", "audio s/s", "vs 1 client", "p50 ms", "p99 ms",
+                             "p99/p50", "requests per model call"], rows, "lrrrrrrrr")
+    if result.get("ceilings"):
+        lines += ["", "What batching gives the model itself on this machine (the same transcriber in the bench's "
+                      "process, the service stopped), beside what the service got at 32 clients:", ""]
+        lines += markdown_table(
+            ["model", "recordings per call", "alone: audio s/s one at a time", "alone: audio s/s batched",
+             "alone: batched vs one", "service: 32 clients vs 1"],
+            [[c["model"], c["batch"], f"{c['alone_1_audio_s_per_s']:.2f}", f"{c['alone_batch_audio_s_per_s']:.2f}",
+              ratio(c["gain"]), ratio(c["service_gain"])] for c in result["ceilings"]], "lrrrrr")
+    return lines
 
 
 def jobs_table(result: dict) -> List[str]:

@@ -13,7 +13,11 @@ service process, one after the other.
 Reported per level: audio seconds transcribed per second of wall time
 (throughput), its ratio to one client's, and the request latency (upload
 to answer) median and 99th percentile. Targets: at 32 clients, throughput
->= 3x one client's and p99 <= 3x p50. The clients share the machine with
+>= 3x one client's and p99 <= 3x p50. After each model's levels, with the
+service stopped, the model alone (the same torch Transcriber in this
+process) transcribes the recordings one at a time and as many per call as
+the service batched at 32 clients: the most batching can give on this
+machine, beside what the service got. The clients share the machine with
 the service, as they do when it serves local users; the load average before
 and after each model is printed (the machine may be shared).
 
@@ -124,6 +128,30 @@ async def client_warmup(http, url, file):
      ).raise_for_status()
 
 
+def model_alone(folder, wavs, batch, seconds, savedir):
+    """What batching gives the model itself, without the service: audio
+    seconds per second of the torch Transcriber the service runs (greedy,
+    files shorter than a chunk are not segmented) on the same recordings, in
+    the same order, one at a time and ``batch`` at a time; each for at least
+    ``seconds``. Returns (batch 1 audio s/s, ``batch`` audio s/s)."""
+    from speechbrain_w2vbert.inference.folder import load_asr
+    from speechbrain_w2vbert.inference.transcriber import Transcriber
+
+    transcriber = Transcriber(load_asr(folder, savedir), progress=False)
+    transcriber.transcribe_waveforms(wavs[:batch])  # warm-up
+    speeds = []
+    for size in (1, batch):
+        groups = [wavs[i:i + size] for i in range(0, len(wavs) - size + 1, size)]
+        audio, started, k = 0.0, time.perf_counter(), 0
+        while time.perf_counter() - started < seconds or k < len(groups):
+            group = groups[k % len(groups)]
+            transcriber.transcribe_waveforms(group)
+            audio += sum(len(w) for w in group) / 16000
+            k += 1
+        speeds.append(audio / (time.perf_counter() - started))
+    return speeds[0], speeds[1]
+
+
 def percentile(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
@@ -144,7 +172,8 @@ def main():
     from transformers import Wav2Vec2BertConfig
 
     files = []
-    for i, wav in enumerate(sample_audio(args.files)):
+    wavs = sample_audio(args.files)
+    for i, wav in enumerate(wavs):
         buffer = io.BytesIO()
         sf.write(buffer, wav, 16000, format="FLAC")
         files.append((f"sample{i}.flac", buffer.getvalue(), len(wav) / 16000))
@@ -152,7 +181,7 @@ def main():
           f"{torch.get_num_threads()} threads; {len(files)} recordings of "
           f"{statistics.mean(f[2] for f in files):.2f} s on average; service --max-batch {args.max_batch} "
           f"--max-wait-ms {args.max_wait_ms:g}")
-    rows = []
+    rows, ceilings = [], []
     with tempfile.TemporaryDirectory() as workdir:
         bench_config = Wav2Vec2BertConfig(hidden_size=512, num_hidden_layers=4, num_attention_heads=8,
                                           intermediate_size=2048)
@@ -177,6 +206,12 @@ def main():
             finally:
                 process.terminate()
                 process.wait(60)
+            batch = max(1, round(rows[-1]["mean_batch"]))  # the 32-client level's requests per model call
+            alone_1, alone_b = model_alone(folder, wavs, batch, args.seconds, os.path.join(workdir, "alone"))
+            ceilings.append({"model": name, "batch": batch, "alone_1_audio_s_per_s": round(alone_1, 2),
+                             "alone_batch_audio_s_per_s": round(alone_b, 2), "gain": round(alone_b / alone_1, 2),
+                             "service_gain": rows[-1]["vs_1_client"]})
+            print(json.dumps(ceilings[-1]), flush=True)
     print()
     print("| model | clients | requests | audio s/s | vs 1 client | p50 ms | p99 ms | p99/p50 | requests per model call "
           "| load (1 min) |")
@@ -189,8 +224,11 @@ def main():
         top = [r for r in rows if r["model"] == name and r["clients"] == 32][0]
         print(f"{name}: 32 clients: throughput {top['vs_1_client']}x one client's (target >= 3), "
               f"p99/p50 {top['p99_over_p50']} (target <= 3)")
+    for c in ceilings:
+        print(f"{c['model']}: the model alone, {c['batch']} recordings per call: {c['gain']}x its audio s/s one at a "
+              f"time (the service at 32 clients: {c['service_gain']}x)")
     emit({"bench": "serve", "files": len(files), "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
-          "mean_audio_s": statistics.mean(f[2] for f in files), "rows": rows}, args.json, torch.get_num_threads())
+          "mean_audio_s": statistics.mean(f[2] for f in files), "rows": rows, "ceilings": ceilings}, args.json, torch.get_num_threads())
 
 
 if __name__ == "__main__":

@@ -140,7 +140,8 @@ def test_bad_alignment_input_is_reported_and_the_others_aligned(sample_test_rows
 def test_any_sample_rate_is_resampled_to_the_models(asr, sample_test_rows, tmp_path, savedir):
     """An 8 kHz file (CLI) or waveform (Python, ``sample_rate=8000``) is
     aligned at 16 kHz: the same words, times within 40 ms of the 16 kHz
-    file's; a 2-D waveform is refused with its shape."""
+    file's; numpy arrays work as tensors do; a 2-D waveform is refused with
+    its shape."""
     import soundfile as sf
     import torchaudio
 
@@ -159,6 +160,11 @@ def test_any_sample_rate_is_resampled_to_the_models(asr, sample_test_rows, tmp_p
     for result in (from_file, from_tensor):
         assert [w["word"] for w in result["words"]] == [w["word"] for w in reference["words"]]
         assert max(abs(a["start"] - b["start"]) for a, b in zip(result["words"], reference["words"])) <= 0.04
+    # arrays as soundfile reads them (float64 by default) are transcribed as the tensor is
+    expected = transcriber.transcribe_waveforms([wav], timestamps=True)[0].to_json()
+    from_arrays = transcriber.transcribe_waveforms([wav.numpy(), wav.double().numpy()], timestamps=True)
+    assert [r.to_json() for r in from_arrays] == [expected, expected]
+    assert transcriber.align_waveform(wav.numpy(), row["wrd"]).to_json() == reference
     with pytest.raises(ValueError, match=r"1-D waveform \(mono\), got shape \(2, 8000\)"):
         transcriber.transcribe_waveforms([torch.zeros(2, 8000)])
 

@@ -83,9 +83,12 @@ class Transcriber(TranscriptionPipeline):
         except AlignmentError:
             return None
 
-    def at_model_rate(self, wav: torch.Tensor, sample_rate: Optional[int]) -> torch.Tensor:
-        """``wav`` (1-D, at ``sample_rate`` Hz; None: the model's rate)
-        resampled to the model's rate, as :func:`read_audio` resamples files."""
+    def at_model_rate(self, wav, sample_rate: Optional[int]) -> torch.Tensor:
+        """``wav`` (1-D tensor, or array such as soundfile's, at
+        ``sample_rate`` Hz; None: the model's rate) as a tensor at the
+        model's rate, resampled as :func:`read_audio` resamples files."""
+        if not isinstance(wav, torch.Tensor):
+            wav = torch.as_tensor(wav, dtype=torch.float32)
         if wav.dim() != 1:
             raise ValueError(f"expected a 1-D waveform (mono), got shape {tuple(wav.shape)}")
         if sample_rate is None or sample_rate == self.sample_rate:

@@ -207,7 +207,8 @@ def main():
                 process.terminate()
                 process.wait(60)
             batch = max(1, round(rows[-1]["mean_batch"]))  # the 32-client level's requests per model call
-            alone_1, alone_b = model_alone(folder, wavs, batch, args.seconds, os.path.join(workdir, "alone"))
+            alone_1, alone_b = model_alone(folder, wavs, batch, args.seconds,
+                                           os.path.join(workdir, "alone-" + os.path.basename(folder)))
             ceilings.append({"model": name, "batch": batch, "alone_1_audio_s_per_s": round(alone_1, 2),
                              "alone_batch_audio_s_per_s": round(alone_b, 2), "gain": round(alone_b / alone_1, 2),
                              "service_gain": rows[-1]["vs_1_client"]})

@@ -258,6 +258,47 @@ def test_the_page_needs_nothing_from_outside():
     assert "http://" not in page.text and "https://" not in page.text and "//cdn" not in page.text
 
 
+def accepted_nodelay(sock):
+    """TCP_NODELAY of a connection asyncio accepts on ``sock`` (as uvicorn serves it)."""
+    import asyncio
+    import socket
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        nodelay = loop.create_future()
+
+        class Accept(asyncio.Protocol):
+            def connection_made(self, transport):
+                nodelay.set_result(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP,
+                                                                                 socket.TCP_NODELAY))
+                transport.close()
+
+        server = await loop.create_server(Accept, sock=sock)
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        try:
+            return await asyncio.wait_for(nodelay, 30)
+        finally:
+            writer.close()
+            server.close()
+
+    return asyncio.run(main())
+
+
+def test_the_service_socket_answers_without_waiting_for_acknowledgements():
+    """asyncio turns Nagle's algorithm off only on connections of a socket
+    that names IPPROTO_TCP; a plain SOCK_STREAM socket keeps it on (each
+    answer on a kept-alive connection then waits 40 ms for the client's
+    delayed acknowledgement)."""
+    import socket
+
+    from speechbrain_w2vbert.serve.app import listening_socket
+
+    assert accepted_nodelay(listening_socket("127.0.0.1", 0))
+    plain = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    plain.bind(("127.0.0.1", 0))
+    assert not accepted_nodelay(plain)
+
+
 def test_a_backend_missing_part_of_the_protocol_is_named():
     from speechbrain_w2vbert.serve.app import create_app
     from speechbrain_w2vbert.serve.backends import Backend

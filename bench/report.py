@@ -186,10 +186,11 @@ def serve_table(result: dict) -> List[str]:
              f"{result['files']} sample recordings of {result['mean_audio_s']:.1f} s on average. Throughput: audio "
              "seconds transcribed per second; latency: upload to answer.", ""]
     rows = [[r["model"], r["clients"], r["requests"], f"{r['audio_s_per_s']:.2f}", ratio(r["vs_1_client"]),
-             f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}", f"{r['p99_over_p50']:.2f}", f"{r['mean_batch']:.1f}"]
+             f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}", f"{r['p99_over_p50']:.2f}", f"{r['mean_batch']:.1f}",
+             f"{r['client_cpus']:.2f}" if "client_cpus" in r else "-"]
             for r in result["rows"]]
     lines += markdown_table(["model", "clients", "requests", "audio s/s", "vs 1 client", "p50 ms", "p99 ms",
-                             "p99/p50", "requests per model call"], rows, "lrrrrrrrr")
+                             "p99/p50", "requests per model call", "CPUs the clients used"], rows, "lrrrrrrrrr")
     if result.get("ceilings"):
         lines += ["", "What batching gives the model itself on this machine (the same transcriber in the bench's "
                       "process, the service stopped), beside what the service got at 32 clients:", ""]

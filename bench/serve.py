@@ -85,7 +85,8 @@ def start_service(folder, workdir, args):
 
 
 async def level(url, files, clients, seconds, requests):
-    """(throughput in audio s/s, latencies in s, requests) of ``clients`` closed-loop clients."""
+    """(throughput in audio s/s, latencies in s, requests, requests per model
+    call, CPUs the clients used) of ``clients`` closed-loop clients."""
     import httpx
 
     latencies, audio = [], [0.0]
@@ -113,13 +114,15 @@ async def level(url, files, clients, seconds, requests):
         warm = [client_warmup(http, url, files[i % len(files)]) for i in range(clients)]
         await asyncio.gather(*warm)
         before = (await http.get(url + "/ready")).json()
+        cpu_before = time.process_time()
         started = time.perf_counter()
         stop_at[0] = started + seconds
         await asyncio.gather(*(client(http, i) for i in range(clients)))
         wall = time.perf_counter() - started
+        client_cpus = (time.process_time() - cpu_before) / wall
         after = (await http.get(url + "/ready")).json()
     mean_batch = (after["transcribed"] - before["transcribed"]) / max(1, after["model_calls"] - before["model_calls"])
-    return audio[0] / wall, latencies, counter[0], round(mean_batch, 1)
+    return audio[0] / wall, latencies, counter[0], round(mean_batch, 1), round(client_cpus, 2)
 
 
 async def client_warmup(http, url, file):
@@ -193,14 +196,15 @@ def main():
                 load = os.getloadavg()[0]
                 base = None
                 for clients in LEVELS:
-                    throughput, latencies, count, mean_batch = asyncio.run(level(url, files, clients, args.seconds,
-                                                                     args.requests))
+                    throughput, latencies, count, mean_batch, client_cpus = asyncio.run(
+                        level(url, files, clients, args.seconds, args.requests))
                     base = base or throughput
                     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
                     rows.append({"model": name, "clients": clients, "requests": count,
                                  "audio_s_per_s": round(throughput, 2), "vs_1_client": round(throughput / base, 2),
                                  "p50_ms": round(p50 * 1000, 1), "p99_ms": round(p99 * 1000, 1),
-                                 "p99_over_p50": round(p99 / p50, 2), "mean_batch": mean_batch, "load_before": round(load, 2),
+                                 "p99_over_p50": round(p99 / p50, 2), "mean_batch": mean_batch,
+                                 "client_cpus": client_cpus, "load_before": round(load, 2),
                                  "load_after": round(os.getloadavg()[0], 2)})
                     print(json.dumps(rows[-1]), flush=True)
             finally:
@@ -215,12 +219,12 @@ def main():
             print(json.dumps(ceilings[-1]), flush=True)
     print()
     print("| model | clients | requests | audio s/s | vs 1 client | p50 ms | p99 ms | p99/p50 | requests per model call "
-          "| load (1 min) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| CPUs the clients used | load (1 min) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['model']} | {r['clients']} | {r['requests']} | {r['audio_s_per_s']} | {r['vs_1_client']}x | "
-              f"{r['p50_ms']} | {r['p99_ms']} | {r['p99_over_p50']} | {r['mean_batch']} | {r['load_before']} -> "
-              f"{r['load_after']} |")
+              f"{r['p50_ms']} | {r['p99_ms']} | {r['p99_over_p50']} | {r['mean_batch']} | {r['client_cpus']} | "
+              f"{r['load_before']} -> {r['load_after']} |")
     for name in dict.fromkeys(r["model"] for r in rows):
         top = [r for r in rows if r["model"] == name and r["clients"] == 32][0]
         print(f"{name}: 32 clients: throughput {top['vs_1_client']}x one client's (target >= 3), "

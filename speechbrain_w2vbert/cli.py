@@ -212,7 +212,7 @@ def _add_onnx_options(commands, model_options) -> None:
     transcribe.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                             help="torch: MODEL is an EncoderASR folder; onnx: MODEL is a folder written by "
                                  "export-onnx, run by onnxruntime without torch (--int8: its int8 graph)")
-    transcribe.add_argument("--threads", type=int, help="--backend onnx: onnxruntime's threads (default: one per core)")
+    transcribe.add_argument("--threads", type=int, help="threads the model runs on: torch's, or onnxruntime's with --backend onnx (default: one per core)")
     sub = commands.add_parser("export-onnx", help="write an ONNX folder (onnxruntime without torch, or sherpa-onnx)")
     model_options(sub)
     sub.add_argument("out_dir", help="output folder")
@@ -235,7 +235,7 @@ def _serve_parser(commands, model_options, audio_options, lm_options) -> None:
     sub.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                      help="torch: MODEL is an EncoderASR folder; onnx: a folder written by export-onnx, run by "
                           "onnxruntime without torch (--int8: its int8 graph; no alignment route) (default: torch)")
-    sub.add_argument("--threads", type=int, help="--backend onnx: onnxruntime's threads (default: one per core)")
+    sub.add_argument("--threads", type=int, help="threads the model runs on: torch's, or onnxruntime's with --backend onnx (default: one per core)")
     sub.add_argument("--api-key", default=os.environ.get("W2VBERT_ASR_API_KEY"),
                      help="Bearer key the /v1 routes need (default: $W2VBERT_ASR_API_KEY; none: no key)")
     sub.add_argument("--model-name", help="the model's id in /v1/models (default: the folder's name)")
@@ -541,12 +541,19 @@ def _run_serve(args, asr) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``w2vbert-asr``; returns the exit status."""
     args = build_parser().parse_args(argv)
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 1:
+        raise SystemExit(f"w2vbert-asr: --threads must be at least 1 (got {threads})")
     if args.command == "transcribe" and args.backend == "onnx":
         return _run_transcribe(args, lambda: _onnx_transcriber(args))  # export-onnx's folder, without torch
     if args.command == "serve" and args.backend == "onnx":  # a folder written by export-onnx, without torch
         return _run_serve(args, None)
     from speechbrain_w2vbert.inference.folder import ModelFolderError, load_asr
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     with contextlib.ExitStack() as stack:
         savedir = args.savedir or stack.enter_context(tempfile.TemporaryDirectory(prefix="w2vbert-asr-"))
         if getattr(args, "output_dir", None):  # a batch job's rank: one device each

@@ -35,6 +35,18 @@ def test_console_script_is_declared_and_runs():
     assert proc.returncode == 0 and "--chunk-length" in proc.stdout and "--timestamps" in proc.stdout
 
 
+def test_threads_sets_torchs_threads(test_files, savedir):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        _, out, _ = cli("transcribe", MODEL, test_files[0]["wav"], "--threads", "1", "--savedir", savedir)
+        assert torch.get_num_threads() == 1 and out.strip()
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(SystemExit, match=r"--threads must be at least 1 \(got 0\)"):
+        cli("serve", MODEL, "--threads", "0")
+
+
 def test_formats_any_rate_and_stereo(asr, test_files, tmp_path, savedir):
     first, second = test_files[0]["wav"], test_files[1]["wav"]
     wav, rate = sf.read(first, dtype="float32")

@@ -51,3 +51,17 @@ def test_no_page_reads_like_an_issue_tracker(page):
         text = f.read().lower()
     for phrase in ("the issue", "issue's", "not met", "target met", ": met", "(issue "):
         assert phrase not in text, f"{page}: {phrase!r}"
+
+
+def test_the_service_page_names_every_serve_option():
+    """docs/service.md names each option of ``w2vbert-asr serve``, and its
+    options table names no option the command lacks."""
+    from speechbrain_w2vbert.cli import build_parser
+
+    serve = next(a for a in build_parser()._actions if a.dest == "command").choices["serve"]
+    options = {o for a in serve._actions for o in a.option_strings if o.startswith("--")} - {"--help"}
+    with open(os.path.join(ROOT, "docs", "service.md"), encoding="utf-8") as f:
+        page = f.read()
+    table = page[page.index("| option | default |"):page.index("\n\n", page.index("| option | default |"))]
+    assert options <= set(re.findall(r"--[a-z0-9][a-z0-9-]*", page)), options - set(re.findall(r"--[a-z0-9-]+", page))
+    assert set(re.findall(r"`(--[a-z0-9][a-z0-9-]*)", table)) <= options

@@ -170,7 +170,8 @@ def int8_table(result: dict) -> List[str]:
 def onnx_table(result: dict) -> List[str]:
     lines = ["The committed tiny test model as an `EncoderASR` folder (torch fp32, torch int8) and as its ONNX export "
              "(onnxruntime fp32, int8 by each method), the sample test speaker's utterances one at a time, each side "
-             "all of them in a block, the sides in turn, twice round; peak RSS in a worker process per side. The 580M architecture's rows "
+             "all of them in a block, the sides in turn, twice round; peak RSS in a worker process per side. "
+             "The 580M architecture's rows "
              "(`--onnx` without `--skip-580m`, several minutes) are in docs/onnx.md.", ""]
     rows = [[r["model"], r["side"], f"{r['rtf']:.4f}", f"{r['median_ms']:.1f}", f"{r['worst_ms']:.1f}",
              f"{r['process_peak_mb']:,.0f}", f"{r['file_mb']:.1f}" if r.get("file_mb") is not None else "-",

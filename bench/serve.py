@@ -233,7 +233,8 @@ def main():
         print(f"{c['model']}: the model alone, {c['batch']} recordings per call: {c['gain']}x its audio s/s one at a "
               f"time (the service at 32 clients: {c['service_gain']}x)")
     emit({"bench": "serve", "files": len(files), "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
-          "mean_audio_s": statistics.mean(f[2] for f in files), "rows": rows, "ceilings": ceilings}, args.json, torch.get_num_threads())
+          "mean_audio_s": statistics.mean(f[2] for f in files), "rows": rows, "ceilings": ceilings}, args.json,
+         torch.get_num_threads())
 
 
 if __name__ == "__main__":

@@ -206,13 +206,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _threads_option(sub) -> None:
+    """``--threads``, as ``transcribe`` and ``serve`` take it (checked in :func:`main`)."""
+    sub.add_argument("--threads", type=int, help="threads the model runs on: torch's, or onnxruntime's with "
+                                                 "--backend onnx (default: one per core)")
+
+
 def _add_onnx_options(commands, model_options) -> None:
     """``export-onnx``, and ``transcribe``'s ``--backend`` and ``--threads``."""
     transcribe = commands.choices["transcribe"]
     transcribe.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                             help="torch: MODEL is an EncoderASR folder; onnx: MODEL is a folder written by "
                                  "export-onnx, run by onnxruntime without torch (--int8: its int8 graph)")
-    transcribe.add_argument("--threads", type=int, help="threads the model runs on: torch's, or onnxruntime's with --backend onnx (default: one per core)")
+    _threads_option(transcribe)
     sub = commands.add_parser("export-onnx", help="write an ONNX folder (onnxruntime without torch, or sherpa-onnx)")
     model_options(sub)
     sub.add_argument("out_dir", help="output folder")
@@ -235,7 +241,7 @@ def _serve_parser(commands, model_options, audio_options, lm_options) -> None:
     sub.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                      help="torch: MODEL is an EncoderASR folder; onnx: a folder written by export-onnx, run by "
                           "onnxruntime without torch (--int8: its int8 graph; no alignment route) (default: torch)")
-    sub.add_argument("--threads", type=int, help="threads the model runs on: torch's, or onnxruntime's with --backend onnx (default: one per core)")
+    _threads_option(sub)
     sub.add_argument("--api-key", default=os.environ.get("W2VBERT_ASR_API_KEY"),
                      help="Bearer key the /v1 routes need (default: $W2VBERT_ASR_API_KEY; none: no key)")
     sub.add_argument("--model-name", help="the model's id in /v1/models (default: the folder's name)")

@@ -158,9 +158,10 @@ def where_in(recording, rate, reference):
     cross-correlation; returns (offset in seconds of the reference within the
     recording, normalised correlation over their overlap)."""
     import torch
-    import torchaudio
 
-    recording = torchaudio.functional.resample(torch.from_numpy(recording), rate, 16000).numpy()
+    from speechbrain_w2vbert.audio import resample
+
+    recording = resample(torch.from_numpy(recording), rate, 16000).numpy()
     size = len(recording) + len(reference)
     correlation = np.fft.irfft(np.fft.rfft(recording, size) * np.conj(np.fft.rfft(reference, size)), size)
     lag = int(np.argmax(correlation))
